@@ -1,0 +1,1 @@
+"""Users, memberships, API tokens, web sessions and sign-in."""

@@ -1,0 +1,225 @@
+"""The `ticketmate` command line. Errors are one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, TypeVar
+
+import typer
+from sqlalchemy.exc import OperationalError
+
+from ticketmate.accounts.service import (
+    AccountError,
+    create_api_token,
+    ensure_user,
+    get_user_by_email,
+    set_membership,
+)
+from ticketmate.config import ConfigError, Settings, load_settings
+from ticketmate.errors import CommandError
+from ticketmate.security.crypto import DecryptionError
+from ticketmate.state import Services
+from ticketmate.workspaces.service import (
+    WorkspaceError,
+    create_workspace,
+    get_by_slug,
+    jira_credentials,
+    jira_webhook_url,
+)
+
+app = typer.Typer(
+    help="Ticket MATE: Jira activity delivered to Microsoft Teams channels.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+workspace_app = typer.Typer(help="Workspaces.", no_args_is_help=True)
+user_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(workspace_app, name="workspace")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+
+T = TypeVar("T")
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    try:
+        yield
+    except (ConfigError, CommandError, AccountError, WorkspaceError, DecryptionError) as exc:
+        raise fail(str(exc)) from None
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
+        raise fail(f"the database cannot be used: {reason}") from None
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def with_services(action: Callable[[Services], T]) -> T:
+    from ticketmate.app import build_services
+
+    svc = build_services(settings())
+    try:
+        return action(svc)
+    finally:
+        svc.db.dispose()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    no_worker: Annotated[
+        bool,
+        typer.Option("--no-worker", help="Serve the web app only; run `ticketmate worker` apart."),
+    ] = False,
+) -> None:
+    """Start the web app and, unless --no-worker, the embedded delivery worker."""
+    import uvicorn
+
+    from ticketmate.app import build_services, create_app
+    from ticketmate.bootstrap import bootstrap_if_empty
+    from ticketmate.logging_setup import configure_logging
+    from ticketmate.serve import background_parts, require_schema_at_head
+
+    with cli_errors():
+        config = settings()
+        if "base_url" not in config.model_fields_set:
+            shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+            config = config.model_copy(update={"base_url": f"http://{shown_host}:{port}"})
+        configure_logging(config.log_level)
+        svc = build_services(config)
+        require_schema_at_head(svc)
+        first = bootstrap_if_empty(svc)
+    if first is not None:
+        typer.echo("")
+        typer.echo("Ticket MATE is set up with a workspace 'demo'. Sign in once with:")
+        typer.echo(f"  URL:      {first.sign_in_url}")
+        typer.echo(f"  Email:    {first.email}")
+        typer.echo(f"  Password: {first.password}")
+        typer.echo("This password is shown only now.")
+        typer.echo("")
+    typer.echo(f"Serving on {config.base_url} (Ctrl+C to stop)")
+    application = create_app(config, services=svc, background=background_parts(not no_worker))
+    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    from ticketmate.migrate import upgrade
+
+    with cli_errors():
+        config = settings()
+        upgrade(config.database_url)
+    typer.echo("database is up to date", err=True)
+
+
+@workspace_app.command("create")
+def workspace_create(
+    slug: Annotated[str, typer.Argument(help="Short name used in URLs, e.g. acme.")],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout.")
+    ] = False,
+) -> None:
+    """Create a workspace and print its Jira connection details."""
+    with cli_errors():
+
+        def action(svc: Services) -> dict[str, str]:
+            with svc.db.transaction() as session:
+                workspace = create_workspace(session, svc.keyring, slug, name)
+                creds = jira_credentials(svc.keyring, workspace)
+                return {
+                    "id": workspace.id,
+                    "slug": workspace.slug,
+                    "name": workspace.name,
+                    "jira_webhook_url": jira_webhook_url(svc.settings.base_url, workspace),
+                    "jira_secret": creds.secret,
+                    "jira_ingest_token": creds.ingest_token,
+                }
+
+        result = with_services(action)
+    if as_json:
+        typer.echo(json.dumps(result))
+        typer.echo(f"created workspace {result['slug']}", err=True)
+        return
+    typer.echo(f"Created workspace {result['slug']} ({result['name']}).")
+    typer.echo(f"Jira webhook URL:  {result['jira_webhook_url']}")
+    typer.echo(f"Jira secret:       {result['jira_secret']}")
+    typer.echo(f"Jira ingest token: {result['jira_ingest_token']}")
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Argument(help="The user's e-mail address.")],
+    workspace: Annotated[str, typer.Option("--workspace", help="Workspace slug.")],
+    role: Annotated[str, typer.Option("--role", help="admin or member.")],
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from the first line of stdin."),
+    ] = False,
+) -> None:
+    """Create the user when new and give them a role in the workspace."""
+    password = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise fail("no password on stdin")
+    with cli_errors():
+
+        def action(svc: Services) -> tuple[bool, str | None]:
+            with svc.db.transaction() as session:
+                found = get_by_slug(session, workspace)
+                if found is None:
+                    raise CommandError(f"there is no workspace {workspace!r}")
+                created = ensure_user(session, email, password)
+                set_membership(session, created.user, found, role)
+                return created.created, created.generated_password
+
+        created, generated = with_services(action)
+    typer.echo(
+        f"{'created' if created else 'updated'} {email.strip().lower()} as {role} of {workspace}"
+    )
+    if generated:
+        typer.echo(f"password (shown once): {generated}")
+
+
+@token_app.command("create")
+def token_create(email: Annotated[str, typer.Argument(help="The user's e-mail address.")]) -> None:
+    """Create an API token for the user; it is printed once, alone on the last line."""
+    with cli_errors():
+
+        def action(svc: Services) -> str:
+            with svc.db.transaction() as session:
+                user = get_user_by_email(session, email)
+                if user is None:
+                    raise CommandError(f"there is no user {email!r}")
+                return create_api_token(session, user)
+
+        token = with_services(action)
+    typer.echo("API token (shown once; send it as 'Authorization: Bearer <token>'):", err=True)
+    typer.echo(token)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None

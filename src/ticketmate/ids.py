@@ -1,0 +1,35 @@
+"""Opaque, time-ordered identifiers: newest-first lists can sort on the id alone."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+_lock = threading.Lock()
+_last = 0
+
+
+def new_id() -> str:
+    """A 26-character id: 48 bits of milliseconds, then 80 random bits, in Crockford base32.
+
+    Ids made by one process are strictly increasing, so ordering by id is ordering by creation.
+    """
+    global _last
+    with _lock:
+        value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+        if value <= _last:
+            value = _last + 1
+        _last = value
+    return _encode(value)
+
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def _encode(value: int) -> str:
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))

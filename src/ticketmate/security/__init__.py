@@ -1,0 +1,1 @@
+"""Secrets at rest, passwords, tokens and who may do what."""

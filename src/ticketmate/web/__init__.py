@@ -1,0 +1,1 @@
+"""The admin web UI: server-rendered pages."""
