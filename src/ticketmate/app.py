@@ -11,13 +11,18 @@ from fastapi.staticfiles import StaticFiles
 
 from ticketmate import __version__
 from ticketmate.accounts.api import router as me_router
+from ticketmate.audit.api import router as audit_router
 from ticketmate.config import Settings
 from ticketmate.db import Database
+from ticketmate.delivery.api import router as delivery_router
 from ticketmate.errors import install_error_handlers
 from ticketmate.health import router as health_router
+from ticketmate.jira.api import router as jira_api_router
+from ticketmate.jira.intake import router as jira_intake_router
 from ticketmate.logging_setup import RequestLogMiddleware
 from ticketmate.security.crypto import Keyring, load_keyring
 from ticketmate.state import Services
+from ticketmate.teams.api import router as teams_router
 from ticketmate.web.auth_views import router as auth_router
 from ticketmate.web.home_views import router as home_router
 from ticketmate.workspaces.api import router as workspace_router
@@ -64,6 +69,17 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(RequestLogMiddleware)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), "static")
-    for router in (health_router, me_router, workspace_router, auth_router, home_router):
+    for router in (
+        health_router,
+        me_router,
+        workspace_router,
+        jira_intake_router,
+        jira_api_router,
+        teams_router,
+        delivery_router,
+        audit_router,
+        auth_router,
+        home_router,
+    ):
         app.include_router(router)
     return app

@@ -46,6 +46,24 @@ app.add_typer(workspace_app, name="workspace")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 
+
+def _add_part_commands() -> None:
+    # Each part of the product keeps its commands beside its code.
+    from ticketmate.audit.cli import app as audit_app
+    from ticketmate.delivery.cli import app as deliveries_app
+    from ticketmate.dev.cli import app as dev_app
+    from ticketmate.security.keys_cli import app as keys_app
+    from ticketmate.teams.cli import app as teams_app
+
+    app.add_typer(keys_app, name="keys", help="Encryption keys for secrets at rest.")
+    app.add_typer(teams_app, name="teams", help="Teams webhooks and subscriptions.")
+    app.add_typer(deliveries_app, name="deliveries", help="The delivery log: retry and purge.")
+    app.add_typer(audit_app, name="audit", help="The audit log.")
+    app.add_typer(dev_app, name="dev", help="Local tools: a Teams stand-in for demos.")
+
+
+_add_part_commands()
+
 T = TypeVar("T")
 
 

@@ -1,0 +1,1 @@
+"""IntegrationDeliveryLog and the TeamsDeliveryWorker."""

@@ -1,0 +1,1 @@
+"""Jira intake: the webhook endpoint, signatures, and the raw payload → JiraEvent transformer."""

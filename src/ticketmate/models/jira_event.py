@@ -1,0 +1,42 @@
+"""JiraEventRecord: every authenticated Jira request, stored before anything else happens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ticketmate.models.base import Base, Timestamps, UTCDateTime, id_column
+
+EVENT_STATUSES = ("routed", "ignored", "rejected")
+
+
+class JiraEventRecord(Timestamps, Base):
+    __tablename__ = "jira_events"
+    __table_args__ = (
+        # Jira keeps X-Atlassian-Webhook-Identifier across its retries: a repeat is a no-op,
+        # enforced here so two concurrent copies cannot both be stored. NULLs never collide.
+        UniqueConstraint("workspace_id", "jira_event_id"),
+        Index("ix_jira_events_workspace_id_id", "workspace_id", "id"),
+    )
+
+    id: Mapped[str] = id_column()
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False
+    )
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    jira_event_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    jira_event: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # routed|ignored|rejected
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    event_types: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    issue_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    summary: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The raw body as received (text: Jira sends UTF-8 JSON) and the headers that matter.
+    raw_body: Mapped[str] = mapped_column(Text, nullable=False)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    envelope: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Filled by the EventRouter: which subscriptions matched, and why the others did not.
+    routing: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

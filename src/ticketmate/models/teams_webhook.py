@@ -1,0 +1,40 @@
+"""TeamsWebhook: one Teams channel's incoming webhook. The URL is encrypted, never shown again."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ticketmate.models.base import Base, Timestamps, UTCDateTime, id_column
+
+
+class TeamsWebhook(Timestamps, Base):
+    __tablename__ = "teams_webhooks"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "channel_name"),
+        UniqueConstraint("workspace_id", "url_digest"),
+    )
+
+    id: Mapped[str] = id_column()
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    channel_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    # AES-256-GCM blob bound to (workspace id, webhook id); see security/crypto.py.
+    url_ciphertext: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    # Keyed hash (HMAC) of the URL: finds duplicates without keeping or comparing plaintext.
+    url_digest: Mapped[str] = mapped_column(String(64), nullable=False)
+    url_masked: Mapped[str] = mapped_column(String(300), nullable=False)
+    url_kind: Mapped[str] = mapped_column(String(16), nullable=False)  # workflows | connector
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(254), nullable=True)
+
+    # Health, kept up to date by deliveries and tests.
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    consecutive_removed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

@@ -1,0 +1,1 @@
+"""EventRouter: from a JiraEvent to the subscriptions it matches."""

@@ -1,0 +1,1 @@
+"""Teams channels: webhooks, subscriptions, the HTTP client that talks to Teams, cards."""
