@@ -51,6 +51,7 @@ def _add_part_commands() -> None:
     # Each part of the product keeps its commands beside its code.
     from ticketmate.audit.cli import app as audit_app
     from ticketmate.delivery.cli import app as deliveries_app
+    from ticketmate.delivery.cli import register as register_worker
     from ticketmate.dev.cli import app as dev_app
     from ticketmate.security.keys_cli import app as keys_app
     from ticketmate.teams.cli import app as teams_app
@@ -60,6 +61,7 @@ def _add_part_commands() -> None:
     app.add_typer(deliveries_app, name="deliveries", help="The delivery log: retry and purge.")
     app.add_typer(audit_app, name="audit", help="The audit log.")
     app.add_typer(dev_app, name="dev", help="Local tools: a Teams stand-in for demos.")
+    register_worker(app)
 
 
 _add_part_commands()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import datetime
 
 _lock = threading.Lock()
 _last = 0
@@ -22,6 +23,11 @@ def new_id() -> str:
             value = _last + 1
         _last = value
     return _encode(value)
+
+
+def id_floor(moment: datetime) -> str:
+    """The smallest id made at `moment`, so `id >= id_floor(t)` selects rows made since t."""
+    return _encode(int(moment.timestamp() * 1000) << 80)
 
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"

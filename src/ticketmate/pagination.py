@@ -51,7 +51,7 @@ PageParams = Annotated[Page, Depends(page_params)]
 
 def fetch_page(
     session: Session,
-    query: Select[Any],
+    query: Select[*tuple[Any, ...]],
     id_column: InstrumentedAttribute[str],
     page: Page,
 ) -> tuple[Sequence[Any], str | None]:

@@ -20,5 +20,6 @@ def require_schema_at_head(svc: Services) -> None:
 
 
 def background_parts(with_worker: bool) -> list[BackgroundPart]:
-    # The delivery worker joins here when it exists; `--no-worker` leaves it out.
-    return []
+    from ticketmate.delivery.embedded import start_embedded_worker
+
+    return [start_embedded_worker] if with_worker else []

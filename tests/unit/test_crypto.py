@@ -76,3 +76,13 @@ def test_key_file_is_generated_once_with_mode_0600(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     blob = ring.encrypt("x", "r")
     assert load_keyring(settings, create=True).decrypt(blob, "r") == "x"
+
+
+def test_derived_keys_are_stable_and_separate_per_purpose() -> None:
+    ring = Keyring([("a", KEY_A), ("b", KEY_B)])
+    digest_key = ring.derive_key("url digest")
+    assert digest_key == Keyring([("a", KEY_A)]).derive_key("url digest")
+    assert digest_key != ring.derive_key("something else")
+    assert digest_key != ring.derive_key("url digest", "b")
+    assert digest_key != KEY_A
+    assert len(digest_key) == 32

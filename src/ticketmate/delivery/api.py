@@ -1,7 +1,201 @@
-"""Routes of this part of the product (filled in by its issue)."""
+"""The Delivery Log over HTTP: list, inspect, and retry deliveries to Teams."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict
+
+from ticketmate.audit.http import actor_of, request_info
+from ticketmate.delivery import service
+from ticketmate.delivery.embedded import wake_worker
+from ticketmate.errors import ApiError
+from ticketmate.jira.events import EventType
+from ticketmate.models import DeliveryAttempt, IntegrationDelivery
+from ticketmate.pagination import PageParams
+from ticketmate.security.auth import WorkspaceAdmin
+from ticketmate.state import Services, services
+from ticketmate.timeutil import rfc3339, utcnow
+
+router = APIRouter(prefix="/api/v1/workspaces/{slug}/teams/deliveries", tags=["delivery log"])
+
+Status = Literal["pending", "in_flight", "delivered", "dead_letter", "skipped"]
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    status: str
+    event_type: str
+    webhook_id: str | None
+    channel_name: str
+    event_id: str
+    issue_key: str | None
+    summary: str | None
+    attempt_count: int
+    last_status_code: int | None
+    last_error: str | None
+    created_at: str
+    delivered_at: str | None
+    next_attempt_at: str | None
+
+
+class AttemptOut(BaseModel):
+    number: int
+    started_at: str
+    duration_ms: int
+    status_code: int | None
+    error_kind: str | None
+    response_excerpt: str | None
+    outcome: str
+    message: str | None
+
+
+class DeliveryDetailOut(DeliveryOut):
+    attempts: list[AttemptOut]
+    message: dict[str, Any]
+    subscription_ids: list[str]
+
+
+class DeliveryListOut(BaseModel):
+    items: list[DeliveryOut]
+    next_cursor: str | None
+
+
+class BulkRetryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["dead_letter", "skipped"] = "dead_letter"
+    webhook_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class BulkRetryOut(BaseModel):
+    requeued: int
+
+
+def delivery_out(d: IntegrationDelivery) -> DeliveryOut:
+    waiting = d.status in ("pending", "in_flight")
+    return DeliveryOut(
+        id=d.id,
+        status=d.status,
+        event_type=d.event_type,
+        webhook_id=d.webhook_id,
+        channel_name=d.channel_name,
+        event_id=d.event_id,
+        issue_key=d.issue_key,
+        summary=d.summary,
+        attempt_count=d.attempt_count,
+        last_status_code=d.last_status_code,
+        last_error=d.last_error,
+        created_at=rfc3339(d.created_at) or "",
+        delivered_at=rfc3339(d.delivered_at),
+        next_attempt_at=rfc3339(d.next_attempt_at) if waiting else None,
+    )
+
+
+def attempt_out(a: DeliveryAttempt) -> AttemptOut:
+    return AttemptOut(
+        number=a.number,
+        started_at=rfc3339(a.started_at) or "",
+        duration_ms=a.duration_ms,
+        status_code=a.status_code,
+        error_kind=a.error_kind,
+        response_excerpt=a.response_excerpt,
+        outcome=a.outcome,
+        message=a.message,
+    )
+
+
+def detail_out(d: IntegrationDelivery, attempts: list[DeliveryAttempt]) -> DeliveryDetailOut:
+    return DeliveryDetailOut(
+        **delivery_out(d).model_dump(),
+        attempts=[attempt_out(a) for a in attempts],
+        message=json.loads(d.message),
+        subscription_ids=list(d.subscription_ids or []),
+    )
+
+
+def _not_found() -> ApiError:
+    return ApiError(404, "delivery_not_found", "There is no such delivery in this workspace.")
+
+
+Svc = Annotated[Services, Depends(services)]
+
+
+@router.get("")
+def list_deliveries(
+    ctx: WorkspaceAdmin,
+    svc: Svc,
+    page: PageParams,
+    status: Annotated[Status | None, Query()] = None,
+    webhook_id: Annotated[str | None, Query(max_length=26)] = None,
+    event_type: Annotated[EventType | None, Query()] = None,
+    since: Annotated[datetime | None, Query()] = None,
+    until: Annotated[datetime | None, Query()] = None,
+) -> DeliveryListOut:
+    """Deliveries to Teams, newest first."""
+    f = service.DeliveryFilter(
+        status, webhook_id, event_type.value if event_type else None, since, until
+    )
+    with svc.db.transaction() as session:
+        items, next_cursor = service.list_deliveries(session, ctx.workspace_id, f, page)
+        return DeliveryListOut(items=[delivery_out(d) for d in items], next_cursor=next_cursor)
+
+
+@router.get("/{delivery_id}")
+def get_delivery(ctx: WorkspaceAdmin, svc: Svc, delivery_id: str) -> DeliveryDetailOut:
+    """One delivery with every attempt and the exact message sent."""
+    with svc.db.transaction() as session:
+        try:
+            delivery = service.get_delivery(session, ctx.workspace_id, delivery_id)
+        except service.DeliveryNotFound:
+            raise _not_found() from None
+        return detail_out(delivery, service.attempts_of(session, delivery.id))
+
+
+@router.post("/retry", status_code=202)
+def retry_bulk(ctx: WorkspaceAdmin, svc: Svc, body: BulkRetryIn, request: Request) -> BulkRetryOut:
+    """Put every matching dead letter back in the queue (attempt history kept)."""
+    try:
+        with svc.db.transaction() as session:
+            count = service.retry_bulk(
+                session,
+                workspace_id=ctx.workspace_id,
+                f=service.DeliveryFilter(
+                    body.status, body.webhook_id, None, body.since, body.until
+                ),
+                actor=actor_of(ctx.principal),
+                request=request_info(request),
+                now=utcnow(),
+            )
+    except service.DeliveryNotRetryable as exc:
+        raise ApiError(409, "not_retryable", str(exc)) from None
+    if count:
+        wake_worker(svc)
+    return BulkRetryOut(requeued=count)
+
+
+@router.post("/{delivery_id}/retry", status_code=202)
+def retry_one(ctx: WorkspaceAdmin, svc: Svc, delivery_id: str, request: Request) -> DeliveryOut:
+    """Put one dead letter back in the queue now (attempt history kept)."""
+    try:
+        with svc.db.transaction() as session:
+            delivery = service.retry_one(
+                session,
+                workspace_id=ctx.workspace_id,
+                delivery_id=delivery_id,
+                actor=actor_of(ctx.principal),
+                request=request_info(request),
+                now=utcnow(),
+            )
+            body = delivery_out(delivery)
+    except service.DeliveryNotFound:
+        raise _not_found() from None
+    except service.DeliveryNotRetryable as exc:
+        raise ApiError(409, "not_retryable", str(exc)) from None
+    wake_worker(svc)
+    return body

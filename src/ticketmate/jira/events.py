@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+from ticketmate.timeutil import rfc3339
 
 
 class EventType(StrEnum):
@@ -89,6 +91,9 @@ class Change(_Model):
     field: str
     from_: str | None = Field(default=None, alias="from")
     to: str | None = None
+    # The field's name as Jira showed it ("Fix Version", "MJK - Radio Buttons"): what a card
+    # should print for custom fields, whose canonical id is only "customfield_10073".
+    label: str | None = None
 
 
 class Comment(_Model):
@@ -108,6 +113,17 @@ class JiraEvent(_Model):
     issue: Issue | None = None
     changes: list[Change] = Field(default_factory=list)
     comment: Comment | None = None
+    # Two reports of one happening share this key (Jira Server reports a new comment both as
+    # comment_created and as jira:issue_updated/issue_commented): intake routes only the first.
+    dedupe_key: str | None = None
+    # What the payload lacked or how it was read, in words an administrator can act on
+    # ("Jira sent no issue with this comment, so it has no project").
+    notes: list[str] = Field(default_factory=list)
+
+    @field_serializer("occurred_at", when_used="json")
+    def _rfc3339(self, value: datetime | None) -> str | None:
+        # The product's one time format (UTC, "Z"), in the API and in the stored envelope.
+        return rfc3339(value)
 
     def change(self, field: str) -> Change | None:
         """The first change of a canonical field (status, assignee, priority, …), if any."""

@@ -3,6 +3,7 @@
 from ticketmate.models.api_token import ApiToken
 from ticketmate.models.audit_entry import AuditEntry
 from ticketmate.models.base import Base
+from ticketmate.models.delivery import DeliveryAttempt, IntegrationDelivery
 from ticketmate.models.jira_event import JiraEventRecord
 from ticketmate.models.membership import Membership
 from ticketmate.models.signin_throttle import SigninThrottle
@@ -16,6 +17,8 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "DeliveryAttempt",
+    "IntegrationDelivery",
     "JiraEventRecord",
     "Membership",
     "SigninThrottle",

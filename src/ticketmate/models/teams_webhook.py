@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketmate.models.base import Base, Timestamps, UTCDateTime, id_column
@@ -38,3 +47,13 @@ class TeamsWebhook(Timestamps, Base):
     last_failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     consecutive_removed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+    # The channel's delivery lane: one worker at a time sends a channel's deliveries, in order
+    # and within Teams' rate limit. The lease lets another worker take over a dead one's lane.
+    lane_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lane_worker: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Set after a 429: nothing is sent to this channel before then.
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # When the last few requests to this channel were answered (epoch seconds), so the next
+    # lane holder keeps to the rolling one-second limit.
+    recent_sends: Mapped[list[float]] = mapped_column(JSON, nullable=False, default=list)

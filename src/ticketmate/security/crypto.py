@@ -14,7 +14,9 @@ import secrets
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ticketmate.config import ConfigError, Settings, parse_key_list
 
@@ -43,6 +45,7 @@ class Keyring:
             if not kid or len(kid.encode()) > 255 or len(key) != 32:
                 raise ConfigError(f"TICKETMATE_ENCRYPTION_KEYS: key {kid!r} is not usable")
         self._keys = {kid: AESGCM(key) for kid, key in keys}
+        self._raw = dict(keys)
         self.primary_kid = keys[0][0]
 
     @property
@@ -74,6 +77,16 @@ class Keyring:
                 f"the secret does not decrypt with key {kid!r}: the key is wrong "
                 "or the stored data was altered"
             ) from None
+
+    def derive_key(self, purpose: str, kid: str | None = None) -> bytes:
+        """A 32-byte key for another use (e.g. keyed digests), separated from the encryption
+        key by HKDF so neither can be learnt from the other."""
+        raw = self._raw.get(kid or self.primary_kid)
+        if raw is None:
+            raise DecryptionError(f"key {kid!r} is not configured")
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(
+            raw
+        )
 
     def needs_rotation(self, blob: bytes) -> bool:
         return key_id_of(blob) != self.primary_kid

@@ -1,7 +1,394 @@
-"""Routes of this part of the product (filled in by its issue)."""
+"""The Teams API: webhooks (Teams channels), Test Connection and subscriptions.
+
+Every endpoint is for workspace administrators (401 / 403 / 404 as everywhere). Webhook URLs
+are write-only: answers show `url_masked` and `url_kind`, never the URL.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from ticketmate.audit.http import actor_of, request_info
+from ticketmate.models import TeamsWebhook
+from ticketmate.pagination import PageParams
+from ticketmate.security.auth import AdminContext, WorkspaceAdmin
+from ticketmate.security.crypto import DecryptionError
+from ticketmate.security.masking import mask_url
+from ticketmate.state import Services, services
+from ticketmate.teams import service
+from ticketmate.teams.client import new_http_session
+from ticketmate.teams.service import (
+    SubscriptionCreate,
+    SubscriptionUpdate,
+    SubscriptionView,
+    TeamsError,
+    WebhookCreate,
+    WebhookUpdate,
+    WebhookUrlText,
+    WebhookView,
+)
+from ticketmate.teams.test_connection import ConnectionTestResult, record_test, send_test_message
+
+log = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="snake_case error code")
+    message: str = Field(description="One sentence a person can act on.")
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    meaning = {
+        401: "No credentials, or unknown ones.",
+        403: "Not a workspace administrator (or the CSRF token of a browser session is wrong).",
+        404: "No such workspace for you, or no such webhook or subscription in it.",
+        409: "Conflicts with what is saved (duplicate URL or channel name, webhook in use).",
+        422: "The request is not valid; `details` names the fields.",
+        500: "A saved secret cannot be decrypted.",
+    }
+    return {s: {"model": ErrorOut, "description": meaning[s]} for s in (401, 403, 404, *statuses)}
+
+
+router = APIRouter(prefix="/api/v1/workspaces/{slug}/teams", tags=["teams"], responses=_errors(422))
+Svc = Annotated[Services, Depends(services)]
+WebhookIdPath = Annotated[str, Path(max_length=64, description="The webhook's id.")]
+SubscriptionIdPath = Annotated[str, Path(max_length=64, description="The subscription's id.")]
+
+
+class WebhookList(BaseModel):
+    items: list[WebhookView]
+    next_cursor: str | None
+
+
+class SubscriptionList(BaseModel):
+    items: list[SubscriptionView]
+    next_cursor: str | None
+
+
+class WebhookTestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    url: WebhookUrlText
+
+
+class ConnectionTestOut(BaseModel):
+    ok: bool = Field(description="Teams accepted the sample card.")
+    status_code: int | None = Field(description="Teams' HTTP status; null when no answer came.")
+    latency_ms: int
+    message: str = Field(description="What the answer means, and what to do next.")
+
+
+# -- webhooks ----------------------------------------------------------------------------------
+
+
+@router.get("/webhooks", summary="List the workspace's webhooks")
+def list_webhooks(
+    ctx: WorkspaceAdmin,
+    svc: Svc,
+    page: PageParams,
+    enabled: Annotated[bool | None, Query(description="Only enabled or disabled ones.")] = None,
+) -> WebhookList:
+    """The workspace's Teams webhooks, newest first; URLs appear only masked."""
+    with svc.db.transaction() as session:
+        webhooks, next_cursor = service.list_webhooks(
+            session, ctx.workspace_id, page, enabled=enabled
+        )
+        return WebhookList(items=[WebhookView.of(w) for w in webhooks], next_cursor=next_cursor)
+
+
+@router.post("/webhooks", status_code=201, summary="Add a webhook", responses=_errors(409, 422))
+def create_webhook(
+    body: WebhookCreate, ctx: WorkspaceAdmin, svc: Svc, request: Request
+) -> WebhookView:
+    """Validate, encrypt and save a Teams webhook URL. The URL is never shown again."""
+    with svc.db.transaction() as session:
+        webhook = service.create_webhook(
+            session,
+            svc.keyring,
+            ctx.workspace_id,
+            body,
+            allow_loopback=svc.settings.allow_loopback_webhooks,
+            actor=actor_of(ctx.principal),
+            request=request_info(request),
+        )
+        return WebhookView.of(webhook)
+
+
+@router.post(
+    "/webhooks/test",
+    summary="Test a webhook URL before saving it",
+    responses=_errors(422),
+)
+async def run_url_test(
+    body: WebhookTestIn, ctx: WorkspaceAdmin, svc: Svc, request: Request
+) -> ConnectionTestOut:
+    """Send the sample card to a URL that is not saved yet; the answer says what Teams said."""
+    checked = service.check_webhook_url(
+        body.url, allow_loopback=svc.settings.allow_loopback_webhooks
+    )
+    result = await _send(svc, checked.url, ctx.workspace_name, None)
+    await run_in_threadpool(
+        _record,
+        svc,
+        ctx,
+        request,
+        result,
+        _Tested(None, checked.kind, mask_url(checked.url), None),
+    )
+    return _answer(result)
+
+
+@router.get("/webhooks/{webhook_id}", summary="Get a webhook", responses=_errors())
+def get_webhook(webhook_id: WebhookIdPath, ctx: WorkspaceAdmin, svc: Svc) -> WebhookView:
+    """One webhook, with its health."""
+    with svc.db.transaction() as session:
+        return WebhookView.of(service.get_webhook(session, ctx.workspace_id, webhook_id))
+
+
+@router.patch("/webhooks/{webhook_id}", summary="Change a webhook", responses=_errors(409, 422))
+def update_webhook(
+    webhook_id: WebhookIdPath,
+    body: WebhookUpdate,
+    ctx: WorkspaceAdmin,
+    svc: Svc,
+    request: Request,
+) -> WebhookView:
+    """Change the fields given. A new `url` is validated again and is write-only too."""
+    with svc.db.transaction() as session:
+        webhook = service.update_webhook(
+            session,
+            svc.keyring,
+            ctx.workspace_id,
+            webhook_id,
+            body,
+            allow_loopback=svc.settings.allow_loopback_webhooks,
+            actor=actor_of(ctx.principal),
+            request=request_info(request),
+        )
+        return WebhookView.of(webhook)
+
+
+@router.delete(
+    "/webhooks/{webhook_id}",
+    status_code=204,
+    summary="Delete a webhook",
+    responses=_errors(409),
+)
+def delete_webhook(
+    webhook_id: WebhookIdPath,
+    ctx: WorkspaceAdmin,
+    svc: Svc,
+    request: Request,
+    cascade: Annotated[
+        bool, Query(description="Also delete the subscriptions that use this webhook.")
+    ] = False,
+) -> Response:
+    """Refused with 409 (listing them) while subscriptions use the webhook, unless cascade."""
+    with svc.db.transaction() as session:
+        service.delete_webhook(
+            session,
+            ctx.workspace_id,
+            webhook_id,
+            cascade=cascade,
+            actor=actor_of(ctx.principal),
+            request=request_info(request),
+        )
+    return Response(status_code=204)
+
+
+@router.post(
+    "/webhooks/{webhook_id}/test",
+    summary="Test a saved webhook",
+    responses=_errors(500),
+)
+async def run_webhook_test(
+    webhook_id: WebhookIdPath, ctx: WorkspaceAdmin, svc: Svc, request: Request
+) -> ConnectionTestOut:
+    """Send the sample card to a saved webhook; its health fields record the outcome."""
+    tested, url = await run_in_threadpool(_load_for_test, svc, ctx, webhook_id)
+    result = await _send(svc, url, ctx.workspace_name, tested.channel_name)
+    await run_in_threadpool(_record, svc, ctx, request, result, tested)
+    return _answer(result)
+
+
+# -- Test Connection helpers -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Tested:
+    webhook_id: str | None
+    url_kind: str
+    url_masked: str
+    channel_name: str | None
+
+
+async def _send(
+    svc: Services, url: str, workspace_name: str, channel_name: str | None
+) -> ConnectionTestResult:
+    # A session per test: tests are rare, and the worker's pooled session is not ours to share.
+    async with new_http_session() as http:
+        return await send_test_message(
+            http,
+            url,
+            workspace_name=workspace_name,
+            timeout_seconds=svc.settings.delivery_timeout_seconds,
+            channel_name=channel_name,
+        )
+
+
+def _load_for_test(svc: Services, ctx: AdminContext, webhook_id: str) -> tuple[_Tested, str]:
+    with svc.db.transaction() as session:
+        webhook = service.get_webhook(session, ctx.workspace_id, webhook_id)
+        try:
+            url = service.decrypt_webhook_url(svc.keyring, webhook)
+        except DecryptionError as exc:
+            log.error("teams webhook %s: the saved URL cannot be decrypted: %s", webhook.id, exc)
+            raise TeamsError(
+                500,
+                "webhook_url_unreadable",
+                "The saved URL of this webhook cannot be decrypted: the encryption key is wrong "
+                "or the stored data was altered. Check TICKETMATE_ENCRYPTION_KEYS, or save the "
+                "webhook's URL again.",
+            ) from None
+        tested = _Tested(webhook.id, webhook.url_kind, webhook.url_masked, webhook.channel_name)
+        return tested, url
+
+
+def _record(
+    svc: Services,
+    ctx: AdminContext,
+    request: Request,
+    result: ConnectionTestResult,
+    tested: _Tested,
+) -> None:
+    with svc.db.transaction() as session:
+        # The webhook may have been deleted while Teams was answering; the test is logged anyway.
+        webhook = session.get(TeamsWebhook, tested.webhook_id) if tested.webhook_id else None
+        if webhook is not None and webhook.workspace_id != ctx.workspace_id:
+            webhook = None
+        record_test(
+            session,
+            workspace_id=ctx.workspace_id,
+            result=result,
+            url_kind=tested.url_kind,
+            url_masked=tested.url_masked,
+            webhook=webhook,
+            actor=actor_of(ctx.principal),
+            request=request_info(request),
+        )
+
+
+def _answer(result: ConnectionTestResult) -> ConnectionTestOut:
+    return ConnectionTestOut(
+        ok=result.ok,
+        status_code=result.status_code,
+        latency_ms=result.latency_ms,
+        message=result.message,
+    )
+
+
+# -- subscriptions -----------------------------------------------------------------------------
+
+
+@router.get("/subscriptions", summary="List the workspace's subscriptions")
+def list_subscriptions(
+    ctx: WorkspaceAdmin,
+    svc: Svc,
+    page: PageParams,
+    webhook_id: Annotated[
+        str | None, Query(max_length=64, description="Only this webhook's subscriptions.")
+    ] = None,
+    event_type: Annotated[
+        str | None, Query(max_length=32, description="Only subscriptions to this event type.")
+    ] = None,
+) -> SubscriptionList:
+    """Which events go to which channel, newest first."""
+    with svc.db.transaction() as session:
+        rows, next_cursor = service.list_subscriptions(
+            session, ctx.workspace_id, page, webhook_id=webhook_id, event_type=event_type
+        )
+        return SubscriptionList(
+            items=[SubscriptionView.of(s, channel) for s, channel in rows],
+            next_cursor=next_cursor,
+        )
+
+
+@router.post(
+    "/subscriptions", status_code=201, summary="Add a subscription", responses=_errors(422)
+)
+def create_subscription(
+    body: SubscriptionCreate, ctx: WorkspaceAdmin, svc: Svc, request: Request
+) -> SubscriptionView:
+    """Send one event type to one webhook of this workspace, narrowed by filters."""
+    with svc.db.transaction() as session:
+        subscription, channel_name = service.create_subscription(
+            session,
+            ctx.workspace_id,
+            body,
+            actor=actor_of(ctx.principal),
+            request=request_info(request),
+        )
+        return SubscriptionView.of(subscription, channel_name)
+
+
+@router.get("/subscriptions/{subscription_id}", summary="Get a subscription", responses=_errors())
+def get_subscription(
+    subscription_id: SubscriptionIdPath, ctx: WorkspaceAdmin, svc: Svc
+) -> SubscriptionView:
+    with svc.db.transaction() as session:
+        subscription = service.get_subscription(session, ctx.workspace_id, subscription_id)
+        return SubscriptionView.of(subscription, service.channel_name_of(session, subscription))
+
+
+@router.patch(
+    "/subscriptions/{subscription_id}", summary="Change a subscription", responses=_errors(422)
+)
+def update_subscription(
+    subscription_id: SubscriptionIdPath,
+    body: SubscriptionUpdate,
+    ctx: WorkspaceAdmin,
+    svc: Svc,
+    request: Request,
+) -> SubscriptionView:
+    """Change the fields given; `filters`, when given, replaces all filters."""
+    with svc.db.transaction() as session:
+        subscription, channel_name = service.update_subscription(
+            session,
+            ctx.workspace_id,
+            subscription_id,
+            body,
+            actor=actor_of(ctx.principal),
+            request=request_info(request),
+        )
+        return SubscriptionView.of(subscription, channel_name)
+
+
+@router.delete(
+    "/subscriptions/{subscription_id}",
+    status_code=204,
+    summary="Delete a subscription",
+    responses=_errors(),
+)
+def delete_subscription(
+    subscription_id: SubscriptionIdPath, ctx: WorkspaceAdmin, svc: Svc, request: Request
+) -> Response:
+    with svc.db.transaction() as session:
+        service.delete_subscription(
+            session,
+            ctx.workspace_id,
+            subscription_id,
+            actor=actor_of(ctx.principal),
+            request=request_info(request),
+        )
+    return Response(status_code=204)

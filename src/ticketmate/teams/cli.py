@@ -1,7 +1,330 @@
-"""Commands of this part of the product (filled in by its issue)."""
+"""`ticketmate teams webhook|subscription add|list|remove`: the API's rules, from a shell.
+
+Every command acts as a named workspace administrator (`--as EMAIL`), so its changes are
+audit-logged to that person, with the same validation as the API.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, TypeVar
+
 import typer
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from ticketmate.accounts.service import get_user_by_email, role_in
+from ticketmate.audit.service import Actor, RequestInfo
+from ticketmate.errors import CommandError, validation_details
+from ticketmate.pagination import MAX_LIMIT, Page
+from ticketmate.state import Services
+from ticketmate.teams import service
+from ticketmate.teams.service import (
+    SubscriptionCreate,
+    SubscriptionFilters,
+    SubscriptionView,
+    TeamsError,
+    WebhookCreate,
+    WebhookView,
+)
+from ticketmate.workspaces.service import get_by_slug
 
 app = typer.Typer(no_args_is_help=True)
+webhook_app = typer.Typer(help="Teams webhooks (one per channel).", no_args_is_help=True)
+subscription_app = typer.Typer(help="Which events go to which webhook.", no_args_is_help=True)
+app.add_typer(webhook_app, name="webhook")
+app.add_typer(subscription_app, name="subscription")
+
+CLI_REQUEST = RequestInfo(ip=None, user_agent="ticketmate-cli")
+T = TypeVar("T")
+
+WorkspaceOpt = Annotated[str, typer.Option("--workspace", help="Workspace slug.")]
+AsOpt = Annotated[
+    str, typer.Option("--as", help="E-mail of the administrator making the change (audit log).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+@contextmanager
+def command_errors() -> Iterator[None]:
+    from ticketmate.cli import cli_errors
+
+    with cli_errors():
+        try:
+            yield
+        except TeamsError as exc:
+            raise CommandError(_sentence(exc.message)) from None
+        except ValidationError as exc:
+            first = validation_details(list(exc.errors()))[0]
+            raise CommandError(f"{first['field']}: {first['message']}") from None
+
+
+def _sentence(message: str) -> str:
+    # The API's sentences end with a full stop; the CLI's one-line errors do not.
+    return message[:-1] if message.endswith(".") else message
+
+
+def _run(action: Callable[[Services], T]) -> T:
+    from ticketmate.cli import with_services
+
+    return with_services(action)
+
+
+def acting_admin(session: Session, slug: str, email: str) -> tuple[str, Actor]:
+    """The workspace id and the acting administrator, or a one-line reason why not."""
+    workspace = get_by_slug(session, slug.strip().lower())
+    if workspace is None:
+        raise CommandError(f"there is no workspace {slug!r}")
+    user = get_user_by_email(session, email)
+    if user is None:
+        raise CommandError(f"there is no user {email!r}")
+    if role_in(session, user.id, workspace.id) != "admin":
+        raise CommandError(f"{user.email} is not an administrator of workspace {workspace.slug}")
+    return workspace.id, Actor("user", user.id, user.email)
+
+
+def _read_url(url: str | None, url_stdin: bool) -> str:
+    if url_stdin == (url is not None):
+        raise CommandError("give the webhook URL with exactly one of --url-stdin or --url")
+    if url_stdin:
+        line = sys.stdin.readline().strip()
+        if not line:
+            raise CommandError("no webhook URL on stdin")
+        return line
+    return url or ""
+
+
+def _emit(data: Any, as_json: bool, lines: Callable[[], list[str]]) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False))
+        return
+    for line in lines():
+        typer.echo(line)
+
+
+# -- webhooks ----------------------------------------------------------------------------------
+
+
+@webhook_app.command("add")
+def webhook_add(
+    workspace: WorkspaceOpt,
+    acting_as: AsOpt,
+    channel_name: Annotated[str, typer.Option("--channel-name", help="e.g. #engineering")],
+    url_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--url-stdin", help="Read the URL from stdin (keeps it out of shell history)."
+        ),
+    ] = False,
+    url: Annotated[
+        str | None, typer.Option("--url", help="The URL (visible to other local users).")
+    ] = None,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Save it disabled.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate, encrypt and save a Teams webhook URL (Workflows, or a legacy connector)."""
+    with command_errors():
+        data = WebhookCreate(
+            channel_name=channel_name, url=_read_url(url, url_stdin), enabled=not disabled
+        )
+
+        def action(svc: Services) -> WebhookView:
+            with svc.db.transaction() as session:
+                workspace_id, actor = acting_admin(session, workspace, acting_as)
+                webhook = service.create_webhook(
+                    session,
+                    svc.keyring,
+                    workspace_id,
+                    data,
+                    allow_loopback=svc.settings.allow_loopback_webhooks,
+                    actor=actor,
+                    request=CLI_REQUEST,
+                )
+                return WebhookView.of(webhook)
+
+        view = _run(action)
+    _emit(
+        view.model_dump(),
+        as_json,
+        lambda: [
+            f"added webhook {view.id} {view.channel_name} ({view.url_kind}) {view.url_masked}"
+        ],
+    )
+
+
+@webhook_app.command("list")
+def webhook_list(workspace: WorkspaceOpt, acting_as: AsOpt, as_json: JsonOpt = False) -> None:
+    """The workspace's webhooks, newest first; URLs only masked."""
+
+    def action(svc: Services) -> list[WebhookView]:
+        with svc.db.transaction() as session:
+            workspace_id, _actor = acting_admin(session, workspace, acting_as)
+            return [WebhookView.of(w) for w in _all_webhooks(session, workspace_id)]
+
+    with command_errors():
+        views = _run(action)
+    _emit(
+        [v.model_dump() for v in views],
+        as_json,
+        lambda: [
+            f"{v.id}  {'enabled ' if v.enabled else 'disabled'}  {v.url_kind:<9}  "
+            f"{v.channel_name}  {v.url_masked}"
+            for v in views
+        ],
+    )
+
+
+def _all_webhooks(session: Session, workspace_id: str) -> list[Any]:
+    found: list[Any] = []
+    page = Page(MAX_LIMIT, None)
+    while True:
+        webhooks, cursor = service.list_webhooks(session, workspace_id, page)
+        found.extend(webhooks)
+        if cursor is None:
+            return found
+        page = Page(MAX_LIMIT, found[-1].id)
+
+
+@webhook_app.command("remove")
+def webhook_remove(
+    webhook: Annotated[str, typer.Argument(help="The webhook's id or channel name.")],
+    workspace: WorkspaceOpt,
+    acting_as: AsOpt,
+    cascade: Annotated[
+        bool, typer.Option("--cascade", help="Also delete the subscriptions that use it.")
+    ] = False,
+) -> None:
+    """Delete a webhook; refused while subscriptions use it, unless --cascade."""
+
+    def action(svc: Services) -> tuple[str, list[str]]:
+        with svc.db.transaction() as session:
+            workspace_id, actor = acting_admin(session, workspace, acting_as)
+            found = service.find_webhook(session, workspace_id, webhook)
+            deleted = service.delete_webhook(
+                session, workspace_id, found.id, cascade=cascade, actor=actor, request=CLI_REQUEST
+            )
+            return found.channel_name, deleted
+
+    with command_errors():
+        channel_name, deleted = _run(action)
+    suffix = f" and {len(deleted)} subscription(s)" if deleted else ""
+    typer.echo(f"removed webhook {channel_name}{suffix}")
+
+
+# -- subscriptions -----------------------------------------------------------------------------
+
+
+def _filter_option(name: str, help_text: str) -> Any:
+    return typer.Option(name, help=f"{help_text} (repeat for several; any when absent).")
+
+
+@subscription_app.command("add")
+def subscription_add(
+    workspace: WorkspaceOpt,
+    acting_as: AsOpt,
+    event_type: Annotated[str, typer.Option("--event-type", help="e.g. issue_created")],
+    webhook: Annotated[str, typer.Option("--webhook", help="The webhook's id or channel name.")],
+    projects: Annotated[list[str] | None, _filter_option("--project", "Project key")] = None,
+    issue_types: Annotated[list[str] | None, _filter_option("--issue-type", "Issue type")] = None,
+    statuses: Annotated[list[str] | None, _filter_option("--status", "Status")] = None,
+    priorities: Annotated[list[str] | None, _filter_option("--priority", "Priority")] = None,
+    labels: Annotated[list[str] | None, _filter_option("--label", "Label")] = None,
+    components: Annotated[list[str] | None, _filter_option("--component", "Component")] = None,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Save it disabled.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send one event type to a webhook, narrowed by filters."""
+    with command_errors():
+        filters = SubscriptionFilters(
+            projects=projects,
+            issue_types=issue_types,
+            statuses=statuses,
+            priorities=priorities,
+            labels=labels,
+            components=components,
+        )
+
+        def action(svc: Services) -> SubscriptionView:
+            with svc.db.transaction() as session:
+                workspace_id, actor = acting_admin(session, workspace, acting_as)
+                target = service.find_webhook(session, workspace_id, webhook)
+                data = SubscriptionCreate(
+                    event_type=event_type,
+                    webhook_id=target.id,
+                    enabled=not disabled,
+                    filters=filters,
+                )
+                subscription, channel_name = service.create_subscription(
+                    session, workspace_id, data, actor=actor, request=CLI_REQUEST
+                )
+                return SubscriptionView.of(subscription, channel_name)
+
+        view = _run(action)
+    _emit(
+        view.model_dump(),
+        as_json,
+        lambda: [f"added subscription {view.id}: {view.event_type} → {view.channel_name}"],
+    )
+
+
+@subscription_app.command("list")
+def subscription_list(
+    workspace: WorkspaceOpt,
+    acting_as: AsOpt,
+    webhook: Annotated[
+        str | None, typer.Option("--webhook", help="Only this webhook's (id or channel name).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The workspace's subscriptions, newest first."""
+
+    def action(svc: Services) -> list[SubscriptionView]:
+        with svc.db.transaction() as session:
+            workspace_id, _actor = acting_admin(session, workspace, acting_as)
+            webhook_id = (
+                service.find_webhook(session, workspace_id, webhook).id if webhook else None
+            )
+            views: list[SubscriptionView] = []
+            page = Page(MAX_LIMIT, None)
+            while True:
+                rows, cursor = service.list_subscriptions(
+                    session, workspace_id, page, webhook_id=webhook_id
+                )
+                views.extend(SubscriptionView.of(s, channel) for s, channel in rows)
+                if cursor is None:
+                    return views
+                page = Page(MAX_LIMIT, views[-1].id)
+
+    with command_errors():
+        views = _run(action)
+    _emit([v.model_dump() for v in views], as_json, lambda: [_subscription_line(v) for v in views])
+
+
+def _subscription_line(view: SubscriptionView) -> str:
+    filters = view.filters.model_dump()
+    narrowed = "; ".join(f"{k}={','.join(v)}" for k, v in filters.items() if v) or "any"
+    state = "enabled " if view.enabled else "disabled"
+    return f"{view.id}  {state}  {view.event_type:<16}  {view.channel_name}  filters: {narrowed}"
+
+
+@subscription_app.command("remove")
+def subscription_remove(
+    subscription_id: Annotated[str, typer.Argument(help="The subscription's id.")],
+    workspace: WorkspaceOpt,
+    acting_as: AsOpt,
+) -> None:
+    """Delete a subscription."""
+
+    def action(svc: Services) -> None:
+        with svc.db.transaction() as session:
+            workspace_id, actor = acting_admin(session, workspace, acting_as)
+            service.delete_subscription(
+                session, workspace_id, subscription_id, actor=actor, request=CLI_REQUEST
+            )
+
+    with command_errors():
+        _run(action)
+    typer.echo(f"removed subscription {subscription_id}")

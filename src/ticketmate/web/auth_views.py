@@ -8,9 +8,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from ticketmate.accounts import service as accounts
+from ticketmate.audit.http import request_info
+from ticketmate.audit.service import Actor, record
+from ticketmate.models import User
 from ticketmate.security.auth import SESSION_COOKIE, Principal, resolve_principal
 from ticketmate.security.tokens import same
 from ticketmate.state import Services, services
@@ -82,7 +86,7 @@ def login(
             lockout_seconds=svc.settings.signin_lockout_seconds,
         )
         new_session = accounts.start_session(session, result.user) if result.user else None
-        _record_signin(request, svc, session, email, result.user is not None)
+        _record_signin(session, request, email, result.user, locked=result.locked_until is not None)
     if new_session is None:
         if result.locked_until is not None:
             message = "Too many failed sign-ins for this e-mail; try again in 15 minutes."
@@ -101,12 +105,40 @@ def login(
     return response
 
 
-def _record_signin(request: Request, svc: Services, session: object, email: str, ok: bool) -> None:
-    """Hook for the audit log; sign-in outcomes are logged either way."""
-    log.info("sign-in %s for %s", "succeeded" if ok else "failed", email.strip().lower()[:254])
-    hook = svc.extras.get("on_signin")
-    if callable(hook):
-        hook(request, session, email, ok)
+def _record_signin(
+    session: Session, request: Request, email: str, user: User | None, *, locked: bool
+) -> None:
+    """Audit the outcome: `auth.signin.succeeded|failed`, never the password.
+
+    A known user's sign-in is recorded in each workspace they belong to (its admins see it);
+    an unknown e-mail's in the global chain. What was typed as the e-mail is kept only when it
+    looks like one: people sometimes type their password into the e-mail field.
+    """
+    typed = email.strip().lower()[:254]
+    shown = typed if accounts.EMAIL_PATTERN.match(typed) else None
+    log.info("sign-in %s for %s", "succeeded" if user else "failed", shown or "(not an e-mail)")
+    known = user or accounts.get_user_by_email(session, typed)
+    action = "auth.signin.succeeded" if user else "auth.signin.failed"
+    details: dict[str, object] = {}
+    if user is None:
+        details["reason"] = "locked" if locked else "wrong_email_or_password"
+    if known is None:
+        actor = Actor("user", None, shown)
+        workspace_ids: list[str | None] = [None]
+    else:
+        actor = Actor("user", known.id, known.email)
+        workspace_ids = [w.id for w, _role in accounts.workspaces_of(session, known.id)] or [None]
+    for workspace_id in workspace_ids:
+        record(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            action=action,
+            target_type="user",
+            target_id=known.id if known else None,
+            details=details,
+            request=request_info(request),
+        )
 
 
 def current_web_user(

@@ -1,0 +1,381 @@
+"""IntegrationDeliveryLog as a queue: claim a channel's lane, take its due deliveries, record
+what Teams answered. Each function is one short transaction's worth of work; none of them
+holds a transaction open across a request to Teams.
+
+A channel (webhook) is a lane. One worker at a time holds a lane, under a lease, and sends its
+deliveries one after another in the order they were queued — which keeps Teams' per-channel
+rate limit and order across any number of workers. On PostgreSQL lanes are claimed with
+`FOR UPDATE SKIP LOCKED`; on SQLite the write transaction itself (BEGIN IMMEDIATE) is the lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from ticketmate.audit import service as audit
+from ticketmate.delivery.retry import RetryPolicy, channel_pause
+from ticketmate.models import (
+    DeliveryAttempt,
+    IntegrationDelivery,
+    JiraEventRecord,
+    TeamsSubscription,
+    TeamsWebhook,
+)
+from ticketmate.teams.client import TeamsAnswer
+
+D = IntegrationDelivery
+W = TeamsWebhook
+
+DUE_STATUSES = ("pending", "in_flight")
+FINISHED_STATUSES = ("delivered", "skipped")
+
+
+@dataclass(frozen=True)
+class Lane:
+    webhook_id: str
+    workspace_id: str
+    url_ciphertext: bytes
+    recent_sends: list[float]
+
+
+@dataclass(frozen=True)
+class Work:
+    delivery_id: str
+    webhook_id: str
+    workspace_id: str
+    message: bytes
+    attempt_count: int  # attempts made before this one
+    attempts_before_replay: int
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    # Pending rows whose time has come, and in-flight rows whose worker's lease ran out.
+    return and_(
+        D.status.in_(DUE_STATUSES),
+        D.next_attempt_at <= now,
+        or_(D.status == "pending", D.locked_until < now),
+    )
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def claim_lanes(
+    session: Session,
+    *,
+    worker_id: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    exclude: frozenset[str] = frozenset(),
+) -> list[Lane]:
+    """Take up to `limit` free, unpaused, enabled lanes that have due deliveries."""
+    due_lanes = select(D.webhook_id).where(_due(now), D.webhook_id.is_not(None)).distinct()
+    query = (
+        select(W.id, W.workspace_id, W.url_ciphertext, W.recent_sends)
+        .where(
+            W.id.in_(due_lanes),
+            W.enabled.is_(True),
+            or_(W.lane_locked_until.is_(None), W.lane_locked_until < now),
+            or_(W.paused_until.is_(None), W.paused_until <= now),
+        )
+        .limit(limit)
+    )
+    if exclude:
+        query = query.where(W.id.not_in(exclude))
+    if _is_postgres(session):
+        query = query.with_for_update(skip_locked=True, of=W)
+    rows = session.execute(query).all()
+    if not rows:
+        return []
+    session.execute(
+        update(W)
+        .where(W.id.in_([r.id for r in rows]))
+        .values(lane_locked_until=now + lease, lane_worker=worker_id)
+        .execution_options(synchronize_session=False)
+    )
+    return [Lane(r.id, r.workspace_id, r.url_ciphertext, list(r.recent_sends or [])) for r in rows]
+
+
+def take_batch(
+    session: Session,
+    *,
+    lane: Lane,
+    worker_id: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+) -> list[Work]:
+    """The lane's next due deliveries, oldest first, marked in flight under this worker's lease.
+
+    A delivery none of whose subscriptions is still enabled is skipped here, not sent.
+    """
+    held = session.execute(
+        update(W)
+        .where(W.id == lane.webhook_id, W.lane_worker == worker_id, W.enabled.is_(True))
+        .values(lane_locked_until=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    if held.rowcount == 0:  # type: ignore[attr-defined]
+        return []  # the lane was taken over or the webhook disabled meanwhile
+    rows = session.execute(
+        select(
+            D.id,
+            D.message,
+            D.attempt_count,
+            D.attempts_before_replay,
+            D.subscription_ids,
+            D.workspace_id,
+        )
+        .where(D.webhook_id == lane.webhook_id, _due(now))
+        .order_by(D.id)
+        .limit(limit)
+    ).all()
+    if not rows:
+        return []
+    wanted = {sid for r in rows for sid in (r.subscription_ids or [])}
+    live = set(
+        session.scalars(
+            select(TeamsSubscription.id).where(
+                TeamsSubscription.id.in_(wanted), TeamsSubscription.enabled.is_(True)
+            )
+        )
+    )
+    send = [r for r in rows if live & set(r.subscription_ids or [])]
+    skip = [r.id for r in rows if not live & set(r.subscription_ids or [])]
+    if skip:
+        session.execute(
+            update(D)
+            .where(D.id.in_(skip))
+            .values(
+                status="skipped",
+                last_error="Skipped: its subscription was disabled or deleted before sending.",
+                locked_until=None,
+                worker_id=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    if send:
+        session.execute(
+            update(D)
+            .where(D.id.in_([r.id for r in send]))
+            .values(status="in_flight", locked_until=now + lease, worker_id=worker_id)
+            .execution_options(synchronize_session=False)
+        )
+    return [
+        Work(
+            r.id,
+            lane.webhook_id,
+            r.workspace_id,
+            r.message.encode(),
+            r.attempt_count,
+            r.attempts_before_replay,
+        )
+        for r in send
+    ]
+
+
+@dataclass(frozen=True)
+class Completion:
+    status: str  # delivered | pending (retry later) | dead_letter
+    next_attempt_at: datetime | None
+    channel_paused_until: datetime | None
+    webhook_disabled: bool
+
+
+def complete(
+    session: Session,
+    *,
+    work: Work,
+    answer: TeamsAnswer,
+    started_at: datetime,
+    now: datetime,
+    policy: RetryPolicy,
+    worker_id: str,
+    auto_disable_after: int,
+) -> Completion:
+    """Record one attempt and move the delivery on: delivered, retry later, or dead letter."""
+    number = work.attempt_count + 1
+    session.add(
+        DeliveryAttempt(
+            delivery_id=work.delivery_id,
+            number=number,
+            started_at=started_at,
+            duration_ms=answer.latency_ms,
+            status_code=answer.status_code,
+            error_kind=answer.error_kind,
+            response_excerpt=answer.excerpt or None,
+            outcome=answer.outcome,
+            message=answer.message,
+            worker_id=worker_id,
+        )
+    )
+    next_at: datetime | None = None
+    if answer.outcome == "delivered":
+        status = "delivered"
+    elif answer.outcome == "retry":
+        delay = policy.next_delay(number - work.attempts_before_replay, answer.retry_after_seconds)
+        if delay is None:
+            status = "dead_letter"
+        else:
+            status, next_at = "pending", now + timedelta(seconds=delay)
+    else:
+        status = "dead_letter"
+    last_error = None if status == "delivered" else _last_error(answer, status, number, next_at)
+    session.execute(
+        update(D)
+        .where(D.id == work.delivery_id, D.worker_id == worker_id, D.status == "in_flight")
+        .values(
+            status=status,
+            attempt_count=number,
+            next_attempt_at=next_at or now,
+            locked_until=None,
+            worker_id=None,
+            last_status_code=answer.status_code,
+            last_error=last_error,
+            delivered_at=now if status == "delivered" else None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    paused, disabled = _update_channel_health(
+        session, work, answer, now, policy, auto_disable_after
+    )
+    return Completion(status, next_at, paused, disabled)
+
+
+def _last_error(answer: TeamsAnswer, status: str, number: int, next_at: datetime | None) -> str:
+    if status == "dead_letter" and answer.outcome == "retry":
+        return f"Gave up after {number} attempts. Last answer: {answer.message}"
+    if status == "dead_letter":
+        return answer.message
+    return answer.message
+
+
+def _update_channel_health(
+    session: Session,
+    work: Work,
+    answer: TeamsAnswer,
+    now: datetime,
+    policy: RetryPolicy,
+    auto_disable_after: int,
+) -> tuple[datetime | None, bool]:
+    webhook = session.get(W, work.webhook_id)
+    if webhook is None:
+        return None, False
+    paused: datetime | None = None
+    disabled = False
+    if answer.ok:
+        webhook.last_success_at = now
+        webhook.consecutive_failures = 0
+        webhook.consecutive_removed = 0
+        return None, False
+    webhook.last_failure_at = now
+    webhook.last_failure_reason = answer.message[:1000]
+    webhook.consecutive_failures += 1
+    webhook.consecutive_removed = webhook.consecutive_removed + 1 if answer.removed else 0
+    if answer.error_kind == "throttled" or answer.status_code == 429:
+        paused = now + timedelta(seconds=channel_pause(answer.retry_after_seconds, policy.schedule))
+        webhook.paused_until = paused
+    if answer.removed and webhook.enabled and webhook.consecutive_removed >= auto_disable_after:
+        webhook.enabled = False
+        webhook.disabled_reason = (
+            f"Disabled automatically: Teams answered {answer.status_code} (webhook removed from "
+            f"the channel) {webhook.consecutive_removed} times in a row. Create a new webhook in "
+            "Teams, update the URL here and enable it again."
+        )
+        disabled = True
+        audit.record(
+            session,
+            workspace_id=webhook.workspace_id,
+            actor=audit.SYSTEM,
+            action="teams.webhook.auto_disabled",
+            target_type="teams_webhook",
+            target_id=webhook.id,
+            details={
+                "channel_name": webhook.channel_name,
+                "status_code": answer.status_code,
+                "consecutive_removed": webhook.consecutive_removed,
+            },
+        )
+    return paused, disabled
+
+
+def release(session: Session, *, delivery_ids: list[str], worker_id: str) -> None:
+    """Hand deliveries this worker took but did not send back to the queue, unchanged."""
+    if not delivery_ids:
+        return
+    session.execute(
+        update(D)
+        .where(D.id.in_(delivery_ids), D.worker_id == worker_id, D.status == "in_flight")
+        .values(status="pending", locked_until=None, worker_id=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def release_lane(
+    session: Session, *, webhook_id: str, worker_id: str, recent_sends: list[float]
+) -> None:
+    session.execute(
+        update(W)
+        .where(W.id == webhook_id, W.lane_worker == worker_id)
+        .values(lane_locked_until=None, lane_worker=None, recent_sends=recent_sends)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def skip_orphans(session: Session, *, now: datetime) -> int:
+    """Deliveries whose webhook was deleted or disabled before they were sent become skipped."""
+    total = 0
+    for condition, reason in (
+        (D.webhook_id.is_(None), "Skipped: the webhook was deleted before sending."),
+        (
+            D.webhook_id.in_(select(W.id).where(W.enabled.is_(False))),
+            "Skipped: the webhook was disabled before sending.",
+        ),
+    ):
+        result = session.execute(
+            update(D)
+            .where(_due(now), condition)
+            .values(status="skipped", last_error=reason, locked_until=None, worker_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        total += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return total
+
+
+def next_due_at(session: Session) -> datetime | None:
+    """When the earliest waiting delivery becomes due (for the worker's sleep)."""
+    return session.scalar(select(func.min(D.next_attempt_at)).where(D.status.in_(DUE_STATUSES)))
+
+
+def purge_finished(session: Session, *, before: datetime, batch: int = 500) -> int:
+    """Delete up to `batch` delivered or skipped deliveries (with their attempts) older than
+    `before`, then events of that age that no delivery refers to any more."""
+    ids = list(
+        session.scalars(
+            select(D.id).where(D.status.in_(FINISHED_STATUSES), D.updated_at < before).limit(batch)
+        )
+    )
+    if ids:
+        session.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(ids)))
+        session.execute(delete(D).where(D.id.in_(ids)))
+    orphan_events = list(
+        session.scalars(
+            select(JiraEventRecord.id)
+            .where(
+                JiraEventRecord.received_at < before,
+                ~exists().where(D.event_id == JiraEventRecord.id),
+            )
+            .limit(batch)
+        )
+    )
+    if orphan_events:
+        session.execute(delete(JiraEventRecord).where(JiraEventRecord.id.in_(orphan_events)))
+    return len(ids) + len(orphan_events)

@@ -1,0 +1,206 @@
+"""A local stand-in for Teams webhooks: a real HTTP server that answers as Teams does.
+
+It answers like a Workflows webhook (202, empty body) on paths containing `/workflows/` and
+like a legacy connector (200, body `1`) elsewhere, unless told otherwise: scripted answers
+(any status, body, headers, or a delay past the client's timeout) are taken in order per path.
+It records every request with its arrival time, so tests can check order, rate and content.
+`ticketmate dev teams-sink` runs one and prints each card as it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int = 200
+    body: str = "1"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_seconds: float = 0.0
+
+
+WORKFLOWS_OK = Answer(202, "")
+CONNECTOR_OK = Answer(200, "1")
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    at: float  # time.monotonic() when the request arrived
+    wall_time: float  # time.time() when it arrived
+    answered: int
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class TeamsSink:
+    """The stand-in. Start it with start() (own thread) or serve it with run_forever()."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
+        self._scripts: dict[str, deque[Answer]] = {}
+        self._defaults: dict[str, Answer] = {}
+        self._received: list[Received] = []
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self.on_receive: Callable[[Received], None] | None = None
+
+    # -- behaviour -------------------------------------------------------------------------
+
+    def script(self, path: str, *answers: Answer) -> None:
+        """Answer the next requests to `path` with these, in order, then as by default."""
+        with self._lock:
+            self._scripts.setdefault(path, deque()).extend(answers)
+
+    def set_default(self, path: str, answer: Answer) -> None:
+        with self._lock:
+            self._defaults[path] = answer
+
+    def _answer_for(self, path: str) -> Answer:
+        with self._lock:
+            queued = self._scripts.get(path)
+            if queued:
+                return queued.popleft()
+            if path in self._defaults:
+                return self._defaults[path]
+        return WORKFLOWS_OK if "/workflows/" in path else CONNECTOR_OK
+
+    # -- what arrived ----------------------------------------------------------------------
+
+    def received(self, path: str | None = None) -> list[Received]:
+        with self._lock:
+            return [r for r in self._received if path is None or r.path == path]
+
+    def wait_for(
+        self, count: int, path: str | None = None, timeout: float = 10.0
+    ) -> list[Received]:
+        """Block until `count` requests (to `path`, or to any) have arrived; raise if they don't."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [r for r in self._received if path is None or r.path == path]
+                if len(found) >= count:
+                    return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{len(found)} of {count} requests arrived at the sink")
+                self._changed.wait(remaining)
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    # -- server ----------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        arrived, wall = time.monotonic(), time.time()
+        body = await request.read()
+        answer = self._answer_for(request.path)
+        record = Received(
+            request.path,
+            request.query_string,
+            dict(request.headers),
+            body,
+            arrived,
+            wall,
+            answer.status,
+        )
+        with self._changed:
+            self._received.append(record)
+            self._changed.notify_all()
+        if self.on_receive is not None:
+            self.on_receive(record)
+        if answer.delay_seconds:
+            await asyncio.sleep(answer.delay_seconds)
+        return web.Response(status=answer.status, text=answer.body, headers=answer.headers)
+
+    def _app(self) -> web.Application:
+        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(
+            self._app(), access_log=None, handle_signals=False, shutdown_timeout=0.1
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        if self.port == 0 and server is not None:
+            sockets = getattr(server, "sockets", None) or []
+            self.port = int(sockets[0].getsockname()[1])
+
+    def start(self) -> TeamsSink:
+        """Serve from a background thread; returns once the port is open."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._start())
+            except BaseException as exc:
+                failure.append(exc)
+                loop.close()
+                return
+            finally:
+                ready.set()
+            loop.run_forever()
+            if self._runner is not None:
+                loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="teams-sink", daemon=True)
+        self._thread.start()
+        if not ready.wait(10) or failure:
+            raise RuntimeError("the Teams stand-in did not start") from (
+                failure[0] if failure else None
+            )
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    async def run_forever(self) -> None:
+        await self._start()
+        await asyncio.Event().wait()
+
+    def __enter__(self) -> TeamsSink:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def describe(record: Received) -> str:
+    """One readable line for a message that arrived: the card's first texts."""
+    try:
+        message = record.json()
+        card = message["attachments"][0]["content"]
+        texts = [b.get("text", "") for b in card.get("body", []) if isinstance(b, dict)]
+        headline = " | ".join(t for t in texts if t)[:200]
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        headline = record.body[:200].decode("utf-8", errors="replace")
+    return f"{record.path} → {record.answered}: {headline}"

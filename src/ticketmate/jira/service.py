@@ -1,0 +1,96 @@
+"""Stored Jira events: the queries intake and the events API share, kept apart from HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, load_only
+
+from ticketmate.ids import id_floor
+from ticketmate.models import JiraEventRecord
+from ticketmate.pagination import Page, fetch_page
+
+# How far back a second report of the same comment is looked for. Jira sends both reports at
+# once, but retries may deliver one of them up to ~30 minutes late.
+DEDUPE_WINDOW = timedelta(hours=24)
+
+
+def find_by_jira_event_id(
+    session: Session, workspace_id: str, jira_event_id: str
+) -> JiraEventRecord | None:
+    return session.scalar(
+        select(JiraEventRecord).where(
+            JiraEventRecord.workspace_id == workspace_id,
+            JiraEventRecord.jira_event_id == jira_event_id,
+        )
+    )
+
+
+def lock_dedupe_key(session: Session, workspace_id: str, dedupe_key: str) -> None:
+    """Serialise the transactions that store reports sharing a dedupe key.
+
+    Jira fires both reports of a comment at the same moment; without the lock both could see
+    "no earlier report" and both be routed. On PostgreSQL a transaction-scoped advisory lock
+    queues them; SQLite transactions here are BEGIN IMMEDIATE, one writer at a time already.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"jira-dedupe:{workspace_id}:{dedupe_key}"},
+        )
+
+
+def earlier_report(
+    session: Session, workspace_id: str, dedupe_key: str, since: datetime
+) -> str | None:
+    """The id of the first routed event since `since` that carries the same dedupe key.
+
+    The range on the time-ordered id keeps this on the (workspace_id, id) index.
+    """
+    return session.scalar(
+        select(JiraEventRecord.id)
+        .where(
+            JiraEventRecord.workspace_id == workspace_id,
+            JiraEventRecord.id >= id_floor(since),
+            JiraEventRecord.status == "routed",
+            JiraEventRecord.envelope["dedupe_key"].as_string() == dedupe_key,
+        )
+        .order_by(JiraEventRecord.id)
+        .limit(1)
+    )
+
+
+def list_events(
+    session: Session, workspace_id: str, status: str | None, page: Page
+) -> tuple[Sequence[JiraEventRecord], str | None]:
+    # The list never shows bodies, headers or envelopes: leave them (up to 1 MiB each) unread.
+    query = (
+        select(JiraEventRecord)
+        .options(
+            load_only(
+                JiraEventRecord.id,
+                JiraEventRecord.received_at,
+                JiraEventRecord.jira_event,
+                JiraEventRecord.event_types,
+                JiraEventRecord.issue_key,
+                JiraEventRecord.summary,
+                JiraEventRecord.status,
+                JiraEventRecord.reason,
+            )
+        )
+        .where(JiraEventRecord.workspace_id == workspace_id)
+    )
+    if status is not None:
+        query = query.where(JiraEventRecord.status == status)
+    rows, next_cursor = fetch_page(session, query, JiraEventRecord.id, page)
+    return [row[0] for row in rows], next_cursor
+
+
+def get_event(session: Session, workspace_id: str, event_id: str) -> JiraEventRecord | None:
+    return session.scalar(
+        select(JiraEventRecord).where(
+            JiraEventRecord.workspace_id == workspace_id, JiraEventRecord.id == event_id
+        )
+    )

@@ -1,0 +1,96 @@
+"""IntegrationDeliveryLog: one row per (event, webhook) — the queue and the log in one table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ticketmate.models.base import Base, Timestamps, UTCDateTime, id_column
+
+DELIVERY_STATUSES = ("pending", "in_flight", "delivered", "dead_letter", "skipped")
+# Rows a worker may still have to send. The partial indexes below cover only these, so
+# claiming stays fast however many finished rows the log keeps.
+DUE_CONDITION = "status IN ('pending', 'in_flight')"
+FINISHED_CONDITION = "status IN ('delivered', 'skipped')"
+
+
+class IntegrationDelivery(Timestamps, Base):
+    __tablename__ = "integration_delivery_log"
+    __table_args__ = (
+        UniqueConstraint("event_id", "webhook_id"),
+        Index(
+            "ix_delivery_due_by_time",
+            "next_attempt_at",
+            postgresql_where=text(DUE_CONDITION),
+            sqlite_where=text(DUE_CONDITION),
+        ),
+        Index(
+            "ix_delivery_due_by_lane",
+            "webhook_id",
+            "id",
+            postgresql_where=text(DUE_CONDITION),
+            sqlite_where=text(DUE_CONDITION),
+        ),
+        Index("ix_delivery_workspace_id_id", "workspace_id", "id"),
+        # Retention: finished rows by age (dead letters are kept until retried or purged).
+        Index(
+            "ix_delivery_finished_by_time",
+            "updated_at",
+            postgresql_where=text(FINISHED_CONDITION),
+            sqlite_where=text(FINISHED_CONDITION),
+        ),
+    )
+
+    id: Mapped[str] = id_column()
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False
+    )
+    event_id: Mapped[str] = mapped_column(
+        ForeignKey("jira_events.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    # SET NULL: the log outlives a deleted webhook; its pending rows become `skipped`.
+    webhook_id: Mapped[str | None] = mapped_column(
+        ForeignKey("teams_webhooks.id", ondelete="SET NULL"), nullable=True
+    )
+    channel_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    subscription_ids: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    event_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    issue_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    summary: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The exact JSON body POSTed to Teams, rendered when the delivery was queued.
+    message: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    attempt_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Attempts made before the last manual retry: a replayed delivery gets a fresh schedule
+    # while its whole attempt history stays.
+    attempts_before_replay: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    worker_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class DeliveryAttempt(Base):
+    """One POST to Teams: what the Delivery Log shows for a delivery."""
+
+    __tablename__ = "delivery_attempts"
+    # Not unique: after a lease runs out two workers may both have tried; both tries are kept.
+    __table_args__ = (Index("ix_delivery_attempts_delivery_id_number", "delivery_id", "number"),)
+
+    id: Mapped[str] = id_column()
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("integration_delivery_log.id", ondelete="CASCADE"), nullable=False
+    )
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    duration_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    response_excerpt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False)  # delivered|retry|dead_letter
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -1,0 +1,278 @@
+"""Talking to Teams: POST one message to a webhook and say what Teams' answer means.
+
+Teams answers differently by URL kind (see the README's delivery section):
+- Workflows (Power Automate): 202 Accepted with an empty body means accepted for posting.
+- Legacy Office 365 connectors: 200 with body `1` means posted, but errors also come back as
+  200 with an error text (`... returned HTTP error 429 ...`), which must count as that error.
+Every request is sent as given: no redirects are followed, and the total time is capped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Literal
+
+import aiohttp
+import yarl
+
+Outcome = Literal["delivered", "retry", "dead_letter"]
+
+EXCERPT_BYTES = 2048
+_READ_LIMIT = 16 * 1024
+_URL = re.compile(r"(?i)\b(?:https?|wss?)://[^\s\"'<>]+")
+_EMBEDDED_STATUS = re.compile(r"(?i)(?:HTTP error|status code|statuscode)\D{0,5}(\d{3})")
+_ERROR_WORDS = re.compile(r"(?i)\b(error|failed|failure|exception|throttl)")
+
+
+@dataclass(frozen=True)
+class TeamsAnswer:
+    """What one POST to Teams came to, and what the delivery should do next."""
+
+    outcome: Outcome
+    status_code: int | None
+    latency_ms: int
+    error_kind: str | None  # None on success; timeout | connect | http | teams_error_in_body | …
+    message: str
+    excerpt: str = ""
+    retry_after_seconds: float | None = None
+    removed: bool = False  # 404/410: the webhook is gone from the Teams channel
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "delivered"
+
+
+def scrub(text: str) -> str:
+    """Remove every URL: a Teams answer may quote the webhook URL, which is a secret."""
+    return _URL.sub("[url removed]", text)
+
+
+def excerpt_of(body: bytes) -> str:
+    return scrub(body[:EXCERPT_BYTES].decode("utf-8", errors="replace"))[:EXCERPT_BYTES]
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds from now: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _quote(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def classify(
+    status: int,
+    body: bytes,
+    *,
+    retry_after: str | None = None,
+    latency_ms: int = 0,
+) -> TeamsAnswer:
+    """Turn Teams' HTTP answer into an outcome and a sentence an administrator can act on."""
+    text = body.decode("utf-8", errors="replace").strip()
+    excerpt = excerpt_of(body)
+    wait = parse_retry_after(retry_after)
+
+    def answer(outcome: Outcome, kind: str | None, message: str, **extra: object) -> TeamsAnswer:
+        return TeamsAnswer(
+            outcome,
+            status,
+            latency_ms,
+            kind,
+            message,
+            excerpt,
+            retry_after_seconds=wait,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    if status == 200:
+        if text in ("1", ""):
+            return answer("delivered", None, "Teams posted the card to the channel.")
+        if _ERROR_WORDS.search(text):
+            return _error_in_body(status, text, excerpt, latency_ms, wait)
+        return answer("delivered", None, "Teams accepted the card (HTTP 200).")
+    if status == 202:
+        return answer(
+            "delivered",
+            None,
+            "Teams accepted the card for posting (202 Accepted: Workflows posts it to the "
+            "channel a moment later; a failure after that shows only in the flow's run history).",
+        )
+    if 200 <= status < 300:
+        return answer("delivered", None, f"Teams accepted the card (HTTP {status}).")
+    return _error_status(status, text, excerpt, latency_ms, wait)
+
+
+def _error_in_body(
+    status: int, text: str, excerpt: str, latency_ms: int, wait: float | None
+) -> TeamsAnswer:
+    # A connector's 200 carrying an error is that error: classify by the status it quotes.
+    embedded = _EMBEDDED_STATUS.search(text)
+    quoted = _quote(scrub(text))
+    if embedded:
+        inner = _error_status(int(embedded.group(1)), text, excerpt, latency_ms, wait)
+        return TeamsAnswer(
+            inner.outcome,
+            status,
+            latency_ms,
+            "teams_error_in_body",
+            f"Teams answered 200 but reported an error: “{quoted}”. {inner.message}",
+            excerpt,
+            retry_after_seconds=wait,
+            removed=inner.removed,
+        )
+    return TeamsAnswer(
+        "retry",
+        status,
+        latency_ms,
+        "teams_error_in_body",
+        f"Teams answered 200 but reported an error: “{quoted}”.",
+        excerpt,
+        retry_after_seconds=wait,
+    )
+
+
+def _error_status(
+    status: int, text: str, excerpt: str, latency_ms: int, wait: float | None
+) -> TeamsAnswer:
+    def make(outcome: Outcome, kind: str, message: str, removed: bool = False) -> TeamsAnswer:
+        return TeamsAnswer(
+            outcome,
+            status,
+            latency_ms,
+            kind,
+            message,
+            excerpt,
+            retry_after_seconds=wait,
+            removed=removed,
+        )
+
+    detail = f" Teams said: “{_quote(scrub(text))}”." if text else ""
+    if status == 429:
+        return make(
+            "retry",
+            "throttled",
+            "Teams throttled this webhook (429 Too Many Requests).",
+        )
+    if status == 408 or status >= 500:
+        return make(
+            "retry",
+            "http",
+            f"Teams had a temporary problem (HTTP {status}).{detail}",
+        )
+    if status in (404, 410):
+        return make(
+            "dead_letter",
+            "removed",
+            f"Teams answered {status}: this webhook was removed from the Teams channel (or its "
+            "flow was deleted or its owner left) — create a new one and update it here.",
+            removed=True,
+        )
+    if status in (401, 403):
+        return make(
+            "dead_letter",
+            "unauthorized",
+            f"Teams refused the webhook URL (HTTP {status}): "
+            "its signature or the URL is no longer valid — check it was pasted whole "
+            f"(no &amp;), or create a new webhook and update it here.{detail}",
+        )
+    if status == 413 or "MessageSizeExceeded" in text or "max allowed size" in text:
+        return make(
+            "dead_letter", "too_large", f"Teams refused the card as too large (HTTP {status})."
+        )
+    if 300 <= status < 400:
+        return make(
+            "dead_letter",
+            "redirect",
+            f"Teams answered with a redirect (HTTP {status}); "
+            "webhook URLs are used exactly as given — check the URL.",
+        )
+    if status == 400:
+        return make("dead_letter", "http", f"Teams refused the message (HTTP 400).{detail}")
+    return make("dead_letter", "http", f"Teams refused the message (HTTP {status}).{detail}")
+
+
+def new_http_session(*, connections_per_host: int = 8) -> aiohttp.ClientSession:
+    """The one shared session: pooled, kept-alive connections; cookies are never kept."""
+    connector = aiohttp.TCPConnector(
+        limit=256, limit_per_host=connections_per_host, ttl_dns_cache=300, keepalive_timeout=30
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        headers={"Content-Type": "application/json", "User-Agent": "TicketMATE/1.0"},
+        raise_for_status=False,
+    )
+
+
+async def post_message(
+    http: aiohttp.ClientSession, url: str, body: bytes, *, timeout_seconds: float
+) -> TeamsAnswer:
+    """POST the message body to the webhook URL; never raises for network trouble."""
+    started = time.perf_counter()
+
+    def elapsed() -> int:
+        return int((time.perf_counter() - started) * 1000)
+
+    try:
+        # encoded=True: the signed query (sig=…, sp=%2F…) must reach Teams byte for byte;
+        # letting the URL be parsed and re-encoded would alter it and break the signature.
+        async with http.post(
+            yarl.URL(url, encoded=True),
+            data=body,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+        ) as response:
+            payload = await response.content.read(_READ_LIMIT)
+            return classify(
+                response.status,
+                payload,
+                retry_after=response.headers.get("Retry-After"),
+                latency_ms=elapsed(),
+            )
+    except TimeoutError:
+        return TeamsAnswer(
+            "retry",
+            None,
+            elapsed(),
+            "timeout",
+            f"Teams did not answer within {timeout_seconds:g} s.",
+        )
+    except aiohttp.ClientConnectorError as exc:
+        return TeamsAnswer(
+            "retry",
+            None,
+            elapsed(),
+            "connect",
+            f"Could not connect to Teams ({_connect_reason(exc)}).",
+        )
+    except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
+        return TeamsAnswer(
+            "retry",
+            None,
+            elapsed(),
+            "connect",
+            f"The connection to Teams failed ({scrub(type(exc).__name__)}).",
+        )
+
+
+def _connect_reason(exc: aiohttp.ClientConnectorError) -> str:
+    # aiohttp's message names host and port only, never the path or query (the secret part),
+    # but scrub anyway.
+    return scrub(str(exc.os_error.strerror or exc.os_error) if exc.os_error else "no route")

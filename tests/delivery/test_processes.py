@@ -1,0 +1,118 @@
+"""Workers as real processes: killed mid-delivery, stopped with SIGTERM, two at once."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.support.factories import MadeWorkspace
+from tests.support.processes import TICKETMATE, cli_env
+from tests.support.teams import (
+    deliveries,
+    drain,
+    event,
+    make_subscription,
+    make_webhook,
+    store_and_route,
+)
+from ticketmate.dev.teams_sink import Answer, TeamsSink
+from ticketmate.state import Services
+from ticketmate.timeutil import utcnow
+
+
+def start_worker(
+    database_url: str, tmp_path: Path, *args: str, **env: str
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [TICKETMATE, "worker", *args],
+        env=cli_env(database_url, **env),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_killed_worker_loses_nothing(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink, database_url: str, tmp_path: Path
+) -> None:
+    hook = make_webhook(svc, workspace.id, "eng", sink.url("/workflows/eng"))
+    make_subscription(svc, workspace.id, hook, "issue_created")
+    sink.script("/workflows/eng", Answer(202, "", delay_seconds=30))  # the first one hangs
+    for n in range(3):
+        store_and_route(svc, workspace.id, event(["issue_created"], key=f"DEMO-{n}"))
+    worker = start_worker(database_url, tmp_path)
+    try:
+        sink.wait_for(1, timeout=20)
+        assert {d.status for d in deliveries(svc, workspace.id)} == {"in_flight"}
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.communicate(timeout=10)
+    # Another worker, once the dead one's leases have run out, takes everything over.
+    later = utcnow() + timedelta(minutes=5)
+    drain(svc, clock=lambda: later)
+    assert [d.status for d in deliveries(svc, workspace.id)] == ["delivered"] * 3
+    received = [r.json()["attachments"][0]["content"]["body"][2]["text"] for r in sink.received()]
+    assert received[0].startswith("DEMO-0")  # at least once: the interrupted one went again
+    assert sorted({t.split(":")[0] for t in received}) == ["DEMO-0", "DEMO-1", "DEMO-2"]
+
+
+def test_sigterm_finishes_the_request_in_flight_and_exits_0(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink, database_url: str, tmp_path: Path
+) -> None:
+    hook = make_webhook(svc, workspace.id, "eng", sink.url("/workflows/eng"))
+    make_subscription(svc, workspace.id, hook, "issue_created")
+    sink.script("/workflows/eng", Answer(202, "", delay_seconds=1.0))
+    for n in range(3):
+        store_and_route(svc, workspace.id, event(["issue_created"], key=f"DEMO-{n}"))
+    worker = start_worker(database_url, tmp_path)
+    try:
+        sink.wait_for(1, timeout=20)
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=15)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate(timeout=10)
+    assert worker.returncode == 0, output
+    statuses = [d.status for d in deliveries(svc, workspace.id)]
+    assert statuses[0] == "delivered"  # finished, not abandoned
+    assert set(statuses[1:]) <= {"pending", "delivered"}  # handed back, not left in flight
+    assert "in_flight" not in statuses
+
+
+@pytest.mark.slow
+def test_two_workers_drain_2000_deliveries_sending_each_once(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink, database_url: str, tmp_path: Path
+) -> None:
+    if svc.db.dialect != "postgresql":
+        pytest.skip("several workers run against PostgreSQL; SQLite runs one, inside serve")
+    channels = 20
+    for c in range(channels):
+        hook = make_webhook(svc, workspace.id, f"ch{c}", sink.url(f"/workflows/ch{c}"))
+        make_subscription(svc, workspace.id, hook, "issue_created", projects=[f"P{c}"])
+    for n in range(2000):
+        c = n % channels
+        store_and_route(
+            svc, workspace.id, event(["issue_created"], key=f"P{c}-{n}", project=f"P{c}")
+        )
+    env = {"TICKETMATE_CHANNEL_RATE_PER_SECOND": "1000"}
+    workers = [
+        start_worker(database_url, tmp_path, "--once", "--concurrency", "8", **env)
+        for _ in range(2)
+    ]
+    outputs = [w.communicate(timeout=240)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    received = sink.received()
+    keys = [
+        r.json()["attachments"][0]["content"]["body"][2]["text"].split(":")[0] for r in received
+    ]
+    assert len(keys) == 2000
+    assert len(set(keys)) == 2000  # no delivery sent twice
+    assert {d.status for d in deliveries(svc, workspace.id)} == {"delivered"}
+    sent_by = [o for o in outputs if " 0 sent" not in o]
+    assert len(sent_by) == 2, outputs  # both workers took part

@@ -1,0 +1,164 @@
+"""EventRouter: filters, one delivery per channel, and the reasons kept for the events list."""
+
+from __future__ import annotations
+
+import json
+
+from tests.support.factories import MadeWorkspace, make_workspace
+from tests.support.teams import deliveries, event, make_subscription, make_webhook, store_and_route
+from ticketmate.dev.teams_sink import TeamsSink
+from ticketmate.models import JiraEventRecord
+from ticketmate.state import Services
+
+
+def routing_of(svc: Services, event_id: str) -> dict[str, object]:
+    with svc.db.transaction() as session:
+        record = session.get(JiraEventRecord, event_id)
+        assert record is not None
+        assert record.routing is not None
+        return record.routing
+
+
+def test_one_delivery_per_channel_when_two_subscriptions_match(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    hook = make_webhook(svc, workspace.id, "eng", sink.url("/workflows/eng"))
+    updated = make_subscription(svc, workspace.id, hook, "issue_updated")
+    moved = make_subscription(svc, workspace.id, hook, "status_changed")
+    _, count = store_and_route(
+        svc, workspace.id, event(["issue_updated", "status_changed"], status="Done")
+    )
+    assert count == 1
+    [delivery] = deliveries(svc, workspace.id)
+    assert delivery.event_type == "status_changed"  # the most specific card
+    assert sorted(delivery.subscription_ids) == sorted([updated, moved])
+    card = json.loads(delivery.message)["attachments"][0]["content"]
+    assert "Alice moved DEMO-1 from To Do to Done" in json.dumps(card)
+
+
+def test_each_channel_gets_its_own_delivery(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    for name in ("eng", "ops", "support"):
+        hook = make_webhook(svc, workspace.id, name, sink.url(f"/workflows/{name}"))
+        make_subscription(svc, workspace.id, hook, "issue_created")
+    _, count = store_and_route(svc, workspace.id, event(["issue_created"]))
+    assert count == 3
+    assert {d.channel_name for d in deliveries(svc, workspace.id)} == {"eng", "ops", "support"}
+
+
+def test_filters_and_within_or_across(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    hook = make_webhook(svc, workspace.id, "eng", sink.url("/workflows/eng"))
+    make_subscription(
+        svc, workspace.id, hook, "issue_created", projects=["ops", "demo"], priorities=["Highest"]
+    )
+    other = make_webhook(svc, workspace.id, "bugs", sink.url("/workflows/bugs"))
+    make_subscription(
+        svc, workspace.id, other, "issue_created", projects=["DEMO"], issue_types=["bug", "task"]
+    )
+    event_id, count = store_and_route(svc, workspace.id, event(["issue_created"], priority="High"))
+    assert count == 1
+    assert [d.channel_name for d in deliveries(svc, workspace.id)] == ["bugs"]
+    routing = routing_of(svc, event_id)
+    [miss] = [m for m in routing["not_matched"] if m["channel_name"] == "eng"]  # type: ignore[union-attr, index]
+    assert miss["reason"] == "priority High not in [Highest]"
+
+
+def test_project_reason_reads_like_a_sentence(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    hook = make_webhook(svc, workspace.id, "ops", sink.url("/workflows/ops"))
+    make_subscription(svc, workspace.id, hook, "issue_created", projects=["OPS"])
+    make_subscription(svc, workspace.id, hook, "comment_created")
+    event_id, count = store_and_route(svc, workspace.id, event(["issue_created"]))
+    assert count == 0
+    reasons = {m["event_type"]: m["reason"] for m in routing_of(svc, event_id)["not_matched"]}  # type: ignore[union-attr]
+    assert reasons == {
+        "issue_created": "project DEMO not in [OPS]",
+        "comment_created": "listens for comment_created; this event is issue_created",
+    }
+
+
+def test_status_filter_on_status_changed_means_the_new_status(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    hook = make_webhook(svc, workspace.id, "eng", sink.url("/workflows/eng"))
+    make_subscription(svc, workspace.id, hook, "status_changed", statuses=["done"])
+    assert store_and_route(svc, workspace.id, event(["status_changed"], status="Done"))[1] == 1
+    assert store_and_route(svc, workspace.id, event(["status_changed"], status="In Review"))[1] == 0
+
+
+def test_labels_and_components_match_any_value(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    hook = make_webhook(svc, workspace.id, "eng", sink.url("/workflows/eng"))
+    make_subscription(
+        svc, workspace.id, hook, "issue_created", labels=["Urgent"], components=["api", "web"]
+    )
+    yes = event(["issue_created"], labels=["backend", "urgent"], components=["API"])
+    no = event(["issue_created"], labels=["backend"], components=["API"])
+    assert store_and_route(svc, workspace.id, yes)[1] == 1
+    assert store_and_route(svc, workspace.id, no)[1] == 0
+
+
+def test_disabled_subscription_or_webhook_routes_nothing(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    from ticketmate.audit.service import Actor
+    from ticketmate.teams import service as teams
+
+    hook = make_webhook(svc, workspace.id, "eng", sink.url("/workflows/eng"))
+    make_subscription(svc, workspace.id, hook, "issue_created", enabled=False)
+    event_id, count = store_and_route(svc, workspace.id, event(["issue_created"]))
+    assert count == 0
+    assert routing_of(svc, event_id)["not_matched"][0]["reason"] == "the subscription is disabled"  # type: ignore[index]
+
+    make_subscription(svc, workspace.id, hook, "issue_created")
+    with svc.db.transaction() as session:
+        teams.update_webhook(
+            session,
+            svc.keyring,
+            workspace.id,
+            hook,
+            teams.WebhookUpdate(enabled=False),
+            allow_loopback=True,
+            actor=Actor("user", None, "a@example.com"),
+        )
+    event_id, count = store_and_route(svc, workspace.id, event(["issue_created"]))
+    assert count == 0
+    reasons = {m["reason"] for m in routing_of(svc, event_id)["not_matched"]}  # type: ignore[union-attr]
+    assert "the webhook eng is disabled" in reasons
+
+
+def test_other_workspaces_are_never_routed(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    other = make_workspace(svc, "globex")
+    hook = make_webhook(svc, other.id, "eng", sink.url("/workflows/eng"))
+    make_subscription(svc, other.id, hook, "issue_created")
+    assert store_and_route(svc, workspace.id, event(["issue_created"]))[1] == 0
+
+
+def test_router_uses_one_indexed_lookup(svc: Services) -> None:
+    from sqlalchemy import text
+
+    with svc.db.transaction() as session:
+        if svc.db.dialect == "sqlite":
+            plan = session.execute(
+                text(
+                    "EXPLAIN QUERY PLAN SELECT id FROM teams_subscriptions "
+                    "WHERE workspace_id = 'x' AND event_type IN ('issue_created') AND enabled = 1"
+                )
+            ).all()
+            assert "ix_teams_subscriptions_routing" in " ".join(str(r) for r in plan)
+        else:
+            session.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = session.execute(
+                text(
+                    "EXPLAIN SELECT id FROM teams_subscriptions WHERE workspace_id = 'x' "
+                    "AND event_type IN ('issue_created') AND enabled"
+                )
+            ).all()
+            assert "ix_teams_subscriptions_routing" in " ".join(str(r) for r in plan)

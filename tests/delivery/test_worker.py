@@ -1,0 +1,375 @@
+"""TeamsDeliveryWorker against a real local Teams stand-in: answers, order, rate, pauses."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from tests.support.factories import MadeWorkspace
+from tests.support.teams import (
+    deliveries,
+    drain,
+    event,
+    make_subscription,
+    make_webhook,
+    store_and_route,
+)
+from ticketmate.delivery.queue import Lane
+from ticketmate.dev.teams_sink import Answer, TeamsSink
+from ticketmate.models import AuditEntry, DeliveryAttempt, TeamsWebhook
+from ticketmate.state import Services
+from ticketmate.timeutil import utcnow
+
+CONNECTOR_429 = (
+    "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error "
+    "429 with ContextId tcid=0,server=msgapi-production-eus-azsc2-4-170,cv=deadbeef.0"
+)
+
+
+def channel(svc: Services, workspace: MadeWorkspace, sink: TeamsSink, path: str) -> str:
+    hook = make_webhook(svc, workspace.id, path.strip("/").replace("/", "-"), sink.url(path))
+    make_subscription(svc, workspace.id, hook, "issue_created")
+    return hook
+
+
+def attempts(svc: Services, delivery_id: str) -> list[DeliveryAttempt]:
+    with svc.db.transaction() as session:
+        return list(
+            session.scalars(
+                select(DeliveryAttempt)
+                .where(DeliveryAttempt.delivery_id == delivery_id)
+                .order_by(DeliveryAttempt.number)
+            )
+        )
+
+
+def test_workflows_202_is_delivered_and_the_stored_body_is_what_arrives(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    channel(svc, workspace, sink, "/workflows/eng")
+    store_and_route(svc, workspace.id, event(["issue_created"], summary="Ünïcödé — привет"))
+    stats = drain(svc)
+    assert stats.delivered == 1
+    [received] = sink.received("/workflows/eng")
+    [delivery] = deliveries(svc, workspace.id)
+    assert received.body == delivery.message.encode()
+    assert received.headers["Content-Type"] == "application/json"
+    assert "привет" in json.dumps(received.json(), ensure_ascii=False)
+    assert delivery.status == "delivered"
+    assert delivery.delivered_at is not None
+    [attempt] = attempts(svc, delivery.id)
+    assert (attempt.status_code, attempt.outcome, attempt.error_kind) == (202, "delivered", None)
+
+
+def test_connector_200_one_is_delivered(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    channel(svc, workspace, sink, "/webhookb2/eng")
+    store_and_route(svc, workspace.id, event(["issue_created"]))
+    drain(svc)
+    [delivery] = deliveries(svc, workspace.id)
+    assert delivery.status == "delivered"
+    assert delivery.last_status_code == 200
+
+
+def test_connector_200_with_an_error_text_is_not_a_success(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    channel(svc, workspace, sink, "/webhookb2/eng")
+    sink.script("/webhookb2/eng", Answer(200, CONNECTOR_429))
+    store_and_route(svc, workspace.id, event(["issue_created"]))
+    drain(svc)
+    [delivery] = deliveries(svc, workspace.id)
+    assert delivery.status == "pending"  # retried later, not lost and not "delivered"
+    [attempt] = attempts(svc, delivery.id)
+    assert attempt.error_kind == "teams_error_in_body"
+    assert attempt.outcome == "retry"
+    assert "429" in (delivery.last_error or "")
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 413])
+def test_permanent_answers_go_to_dead_letter_at_once(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink, status: int
+) -> None:
+    channel(svc, workspace, sink, "/workflows/eng")
+    sink.script("/workflows/eng", Answer(status, '{"error":{"code":"X","message":"no"}}'))
+    store_and_route(svc, workspace.id, event(["issue_created"]))
+    drain(svc)
+    [delivery] = deliveries(svc, workspace.id)
+    assert delivery.status == "dead_letter"
+    assert delivery.attempt_count == 1
+    assert delivery.last_status_code == status
+    if status in (404, 410):
+        assert "removed" in (delivery.last_error or "")
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 408, 429])
+def test_temporary_answers_are_retried_later(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink, status: int
+) -> None:
+    channel(svc, workspace, sink, "/workflows/eng")
+    sink.script("/workflows/eng", Answer(status, ""))
+    before = utcnow()
+    store_and_route(svc, workspace.id, event(["issue_created"]))
+    drain(svc)
+    [delivery] = deliveries(svc, workspace.id)
+    assert delivery.status == "pending"
+    wait = (delivery.next_attempt_at - before).total_seconds()
+    assert 8 <= wait <= 13  # the first delay of the schedule, 10 s ± 20 % jitter
+
+
+def test_timeout_is_retried_with_a_clear_reason(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    svc.settings = svc.settings.model_copy(update={"delivery_timeout_seconds": 0.3})
+    channel(svc, workspace, sink, "/workflows/slow")
+    sink.script("/workflows/slow", Answer(202, "", delay_seconds=2))
+    store_and_route(svc, workspace.id, event(["issue_created"]))
+    drain(svc)
+    [delivery] = deliveries(svc, workspace.id)
+    assert delivery.status == "pending"
+    [attempt] = attempts(svc, delivery.id)
+    assert attempt.error_kind == "timeout"
+    assert attempt.status_code is None
+    assert "did not answer within 0.3 s" in (attempt.message or "")
+    assert attempt.duration_ms < 1500
+
+
+def test_first_attempts_to_a_channel_go_in_arrival_order(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    channel(svc, workspace, sink, "/workflows/eng")
+    keys = [f"DEMO-{n}" for n in range(1, 9)]
+    for key in keys:
+        store_and_route(svc, workspace.id, event(["issue_created"], key=key))
+    svc.settings = svc.settings.model_copy(update={"channel_rate_per_second": 100})
+    drain(svc)
+    arrived = [r.json()["attachments"][0]["content"]["body"][2]["text"] for r in sink.received()]
+    assert [text.split(":")[0] for text in arrived] == keys
+
+
+def test_never_more_than_four_requests_in_any_second_at_the_receiver(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    channel(svc, workspace, sink, "/workflows/eng")
+    for n in range(13):
+        store_and_route(svc, workspace.id, event(["issue_created"], key=f"DEMO-{n}"))
+    drain(svc)
+    times = [r.at for r in sink.received("/workflows/eng")]
+    assert len(times) == 13
+    # Any 5 consecutive arrivals span at least a second: no rolling second holds 5.
+    spans = [later - earlier for earlier, later in zip(times, times[4:], strict=False)]
+    assert min(spans) >= 1.0, spans
+    assert times[-1] - times[0] < 4.5  # and the limit is used, not overshot by far
+
+
+def test_rate_limit_holds_across_lane_holders(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    hook = channel(svc, workspace, sink, "/workflows/eng")
+    for n in range(4):
+        store_and_route(svc, workspace.id, event(["issue_created"], key=f"DEMO-{n}"))
+    drain(svc, worker_id="first")
+    for n in range(4, 8):
+        store_and_route(svc, workspace.id, event(["issue_created"], key=f"DEMO-{n}"))
+    drain(svc, worker_id="second")  # a different worker continues the same channel
+    times = [r.at for r in sink.received("/workflows/eng")]
+    assert len(times) == 8
+    assert times[4] - times[0] >= 1.0
+    with svc.db.transaction() as session:
+        webhook = session.get(TeamsWebhook, hook)
+        assert webhook is not None
+        assert len(webhook.recent_sends) == 4
+
+
+def test_a_throttled_channel_pauses_alone(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    slow = channel(svc, workspace, sink, "/workflows/throttled")
+    channel(svc, workspace, sink, "/workflows/fine")
+    sink.script("/workflows/throttled", Answer(429, "", {"Retry-After": "120"}))
+    for n in range(3):
+        store_and_route(svc, workspace.id, event(["issue_created"], key=f"DEMO-{n}"))
+    before = utcnow()
+    drain(svc)
+    assert len(sink.received("/workflows/fine")) == 3
+    assert len(sink.received("/workflows/throttled")) == 1  # paused after the 429
+    throttled = [
+        d for d in deliveries(svc, workspace.id) if d.channel_name == "workflows-throttled"
+    ]
+    assert [d.status for d in throttled] == ["pending", "pending", "pending"]
+    assert (throttled[0].next_attempt_at - before).total_seconds() >= 119
+    with svc.db.transaction() as session:
+        webhook = session.get(TeamsWebhook, slow)
+        assert webhook is not None
+        assert webhook.paused_until is not None
+        assert (webhook.paused_until - before).total_seconds() >= 119
+    # Once the pause is over the channel carries on, oldest first.
+    later = utcnow() + timedelta(seconds=125)
+    drain(svc, clock=lambda: later)
+    assert len(sink.received("/workflows/throttled")) == 4
+    assert all(d.status == "delivered" for d in deliveries(svc, workspace.id))
+
+
+def test_retry_after_as_an_http_date_and_the_one_hour_cap(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    from email.utils import format_datetime
+
+    channel(svc, workspace, sink, "/workflows/a")
+    channel(svc, workspace, sink, "/workflows/b")
+    in_five_minutes = format_datetime(utcnow() + timedelta(minutes=5), usegmt=True)
+    sink.script("/workflows/a", Answer(503, "", {"Retry-After": in_five_minutes}))
+    sink.script("/workflows/b", Answer(429, "", {"Retry-After": "86400"}))
+    before = utcnow()
+    store_and_route(svc, workspace.id, event(["issue_created"]))
+    drain(svc)
+    waits = {
+        d.channel_name: (d.next_attempt_at - before).total_seconds()
+        for d in deliveries(svc, workspace.id)
+    }
+    assert 290 <= waits["workflows-a"] <= 305
+    assert 3595 <= waits["workflows-b"] <= 3605  # a day asked, an hour granted
+
+
+def test_the_retry_schedule_then_dead_letter(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    channel(svc, workspace, sink, "/workflows/down")
+    sink.set_default("/workflows/down", Answer(500, "Internal Server Error"))
+    store_and_route(svc, workspace.id, event(["issue_created"]))
+    now = utcnow()
+    waits = []
+    for _ in range(8):
+        drain(svc, clock=lambda now=now: now)
+        [delivery] = deliveries(svc, workspace.id)
+        if delivery.status == "dead_letter":
+            break
+        waits.append((delivery.next_attempt_at - now).total_seconds())
+        now = delivery.next_attempt_at + timedelta(seconds=1)
+    schedule = svc.settings.retry_schedule_seconds
+    assert len(waits) == len(schedule) == 7
+    for waited, planned in zip(waits, schedule, strict=True):
+        assert planned * 0.8 - 0.01 <= waited <= planned * 1.2 + 0.01
+    [delivery] = deliveries(svc, workspace.id)
+    assert delivery.status == "dead_letter"
+    assert delivery.attempt_count == 8
+    assert (delivery.last_error or "").startswith("Gave up after 8 attempts.")
+    assert len(sink.received("/workflows/down")) == 8
+
+
+def test_removed_webhook_is_disabled_after_three_answers_in_a_row(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    hook = channel(svc, workspace, sink, "/workflows/gone")
+    sink.set_default("/workflows/gone", Answer(410, "Gone"))
+    for n in range(5):
+        store_and_route(svc, workspace.id, event(["issue_created"], key=f"DEMO-{n}"))
+    svc.settings = svc.settings.model_copy(update={"channel_rate_per_second": 100})
+    drain(svc)
+    assert len(sink.received("/workflows/gone")) == 3
+    statuses = [d.status for d in deliveries(svc, workspace.id)]
+    assert statuses == ["dead_letter"] * 3 + ["skipped"] * 2
+    with svc.db.transaction() as session:
+        webhook = session.get(TeamsWebhook, hook)
+        assert webhook is not None
+        assert not webhook.enabled
+        assert "removed" in (webhook.disabled_reason or "")
+        entry = session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "teams.webhook.auto_disabled")
+        )
+        assert entry is not None
+        assert entry.actor_type == "system"
+        assert entry.target_id == hook
+
+
+def test_deliveries_of_a_disabled_subscription_or_deleted_webhook_are_skipped(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    from tests.support.teams import ADMIN
+    from ticketmate.teams import service as teams
+
+    first = make_webhook(svc, workspace.id, "first", sink.url("/workflows/first"))
+    sub = make_subscription(svc, workspace.id, first, "issue_created")
+    second = make_webhook(svc, workspace.id, "second", sink.url("/workflows/second"))
+    make_subscription(svc, workspace.id, second, "issue_created")
+    store_and_route(svc, workspace.id, event(["issue_created"]))
+    with svc.db.transaction() as session:
+        teams.update_subscription(
+            session, workspace.id, sub, teams.SubscriptionUpdate(enabled=False), actor=ADMIN
+        )
+        teams.delete_webhook(session, workspace.id, second, cascade=True, actor=ADMIN)
+    drain(svc)
+    assert sink.received() == []
+    reasons = {d.channel_name: (d.status, d.last_error) for d in deliveries(svc, workspace.id)}
+    assert reasons["first"][0] == "skipped"
+    assert "subscription was disabled or deleted" in (reasons["first"][1] or "")
+    assert reasons["second"] == ("skipped", "Skipped: the webhook was deleted before sending.")
+
+
+def test_a_slow_channel_does_not_hold_back_the_others(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    channel(svc, workspace, sink, "/workflows/slow")
+    channel(svc, workspace, sink, "/workflows/fast")
+    sink.script("/workflows/slow", Answer(202, "", delay_seconds=1.5))
+    store_and_route(svc, workspace.id, event(["issue_created"]))
+    drain(svc)
+    slow = sink.received("/workflows/slow")[0].at
+    fast = sink.received("/workflows/fast")[0].at
+    assert abs(fast - slow) < 0.5  # sent side by side, not one after the other
+    assert all(d.status == "delivered" for d in deliveries(svc, workspace.id))
+
+
+def test_lane_claims_skip_locked_and_leased_lanes(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    from ticketmate.delivery import queue
+
+    channel(svc, workspace, sink, "/workflows/eng")
+    store_and_route(svc, workspace.id, event(["issue_created"]))
+    now = utcnow()
+    lease = timedelta(seconds=60)
+    with svc.db.transaction() as session:
+        first = queue.claim_lanes(session, worker_id="a", now=now, lease=lease, limit=10)
+    with svc.db.transaction() as session:
+        second = queue.claim_lanes(session, worker_id="b", now=now, lease=lease, limit=10)
+    with svc.db.transaction() as session:
+        later = queue.claim_lanes(
+            session, worker_id="b", now=now + timedelta(seconds=61), lease=lease, limit=10
+        )
+    assert [type(x) for x in first] == [Lane]
+    assert second == []
+    assert [x.webhook_id for x in later] == [first[0].webhook_id]
+
+
+def test_claim_reads_the_partial_index_of_due_rows(svc: Services) -> None:
+    from sqlalchemy import text
+
+    with svc.db.transaction() as session:
+        if svc.db.dialect == "sqlite":
+            plan = session.execute(
+                text(
+                    "EXPLAIN QUERY PLAN SELECT webhook_id FROM integration_delivery_log "
+                    "WHERE status IN ('pending', 'in_flight') AND next_attempt_at <= '2030-01-01'"
+                )
+            ).all()
+        else:
+            session.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = session.execute(
+                text(
+                    "EXPLAIN SELECT webhook_id FROM integration_delivery_log "
+                    "WHERE status IN ('pending', 'in_flight') AND next_attempt_at <= now()"
+                )
+            ).all()
+    assert "ix_delivery_due_by" in " ".join(str(r) for r in plan)
+
+
+def test_worker_ids_are_distinct(svc: Services) -> None:
+    from ticketmate.delivery.worker import TeamsDeliveryWorker
+
+    ids = {TeamsDeliveryWorker(svc).worker_id for _ in range(3)}
+    assert len(ids) == 3
