@@ -25,8 +25,8 @@ run: $(BIN)/.installed
 	$(BIN)/ticketmate serve --host $(HOST) --port $(PORT)
 
 lint: $(BIN)/.installed-dev
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
 
 test: lint

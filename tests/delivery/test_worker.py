@@ -346,26 +346,44 @@ def test_lane_claims_skip_locked_and_leased_lanes(
     assert [x.webhook_id for x in later] == [first[0].webhook_id]
 
 
-def test_claim_reads_the_partial_index_of_due_rows(svc: Services) -> None:
-    from sqlalchemy import text
+def test_claim_queries_use_the_partial_indexes_as_sent(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    """The statements the queue really sends (with their parameters) must be able to use the
+    due-row partial indexes: a condition passed as bound parameters would not match them."""
+    from sqlalchemy import event as sa_event
 
-    with svc.db.transaction() as session:
-        if svc.db.dialect == "sqlite":
-            plan = session.execute(
-                text(
-                    "EXPLAIN QUERY PLAN SELECT webhook_id FROM integration_delivery_log "
-                    "WHERE status IN ('pending', 'in_flight') AND next_attempt_at <= '2030-01-01'"
-                )
-            ).all()
-        else:
-            session.execute(text("SET LOCAL enable_seqscan = off"))
-            plan = session.execute(
-                text(
-                    "EXPLAIN SELECT webhook_id FROM integration_delivery_log "
-                    "WHERE status IN ('pending', 'in_flight') AND next_attempt_at <= now()"
-                )
-            ).all()
-    assert "ix_delivery_due_by" in " ".join(str(r) for r in plan)
+    from ticketmate.delivery import queue
+
+    channel(svc, workspace, sink, "/workflows/eng")
+    store_and_route(svc, workspace.id, event(["issue_created"]))
+    seen: list[tuple[str, object]] = []
+
+    def capture(_conn: object, _cursor: object, statement: str, params: object, *_: object) -> None:
+        if statement.lstrip().startswith("SELECT") and "integration_delivery_log" in statement:
+            seen.append((statement, params))
+
+    sa_event.listen(svc.db.engine, "before_cursor_execute", capture)
+    try:
+        now, lease = utcnow(), timedelta(seconds=60)
+        with svc.db.transaction() as session:
+            [lane] = queue.claim_lanes(session, worker_id="w", now=now, lease=lease, limit=4)
+            queue.take_batch(session, lane=lane, worker_id="w", now=now, lease=lease, limit=4)
+    finally:
+        sa_event.remove(svc.db.engine, "before_cursor_execute", capture)
+    assert len(seen) == 2
+    explain = "EXPLAIN QUERY PLAN " if svc.db.dialect == "sqlite" else "EXPLAIN "
+    with svc.db.engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        if svc.db.dialect == "postgresql":
+            cursor.execute("SET enable_seqscan = off")
+        for statement, params in seen:
+            assert "'pending', 'in_flight'" in statement  # constants, not parameters
+            cursor.execute(explain + statement, params)
+            plan = " ".join(str(row) for row in cursor.fetchall())
+            assert "ix_delivery_due_by" in plan, plan
 
 
 def test_worker_ids_are_distinct(svc: Services) -> None:
