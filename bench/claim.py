@@ -38,6 +38,7 @@ def fill(db: Database, finished: int) -> None:
     )
     pad = "lpad(n::text, 20, '0')" if db.dialect == "postgresql" else "printf('%020d', n)"
     now = "now()" if db.dialect == "postgresql" else "datetime('now')"
+    as_json = "::json" if db.dialect == "postgresql" else ""
     with db.engine.begin() as c:
         c.execute(
             text(
@@ -79,7 +80,8 @@ def fill(db: Database, finished: int) -> None:
                 "INSERT INTO integration_delivery_log (id, workspace_id, event_id, webhook_id, "
                 "channel_name, subscription_ids, event_type, message, status, attempt_count, "
                 "attempts_before_replay, next_attempt_at, created_at, updated_at) "
-                f"SELECT {pad}, 'w', {pad}, 'h' || (n % 10), 'c', '[\"s' || (n % 10) || '\"]', "
+                f"SELECT {pad}, 'w', {pad}, 'h' || (n % 10), 'c', "
+                f"('[\"s' || (n % 10) || '\"]'){as_json}, "
                 f"'issue_created', '{{}}', "
                 f"CASE WHEN n > :finished THEN 'pending' ELSE 'delivered' END, 1, 0, {now}, {now}, "
                 f"{now} FROM ({series}) AS s"

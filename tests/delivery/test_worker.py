@@ -391,3 +391,33 @@ def test_worker_ids_are_distinct(svc: Services) -> None:
 
     ids = {TeamsDeliveryWorker(svc).worker_id for _ in range(3)}
     assert len(ids) == 3
+
+
+def test_an_unreadable_url_holds_the_channel_and_loses_nothing(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    from sqlalchemy import update
+
+    hook = channel(svc, workspace, sink, "/workflows/eng")
+    with svc.db.transaction() as session:
+        webhook = session.get(TeamsWebhook, hook)
+        assert webhook is not None
+        tampered = bytearray(webhook.url_ciphertext)
+        tampered[-1] ^= 1
+        session.execute(
+            update(TeamsWebhook)
+            .where(TeamsWebhook.id == hook)
+            .values(url_ciphertext=bytes(tampered))
+        )
+    store_and_route(svc, workspace.id, event(["issue_created"]))
+    drain(svc)
+    assert sink.received() == []
+    [delivery] = deliveries(svc, workspace.id)
+    assert delivery.status == "pending"
+    assert delivery.attempt_count == 0
+    with svc.db.transaction() as session:
+        webhook = session.get(TeamsWebhook, hook)
+        assert webhook is not None
+        assert webhook.paused_until is not None
+        assert "cannot be read" in (webhook.last_failure_reason or "")
+        assert "http" not in (webhook.last_failure_reason or "")

@@ -337,6 +337,18 @@ def release_lane(
     )
 
 
+def hold_lane(session: Session, *, webhook_id: str, until: datetime, reason: str) -> None:
+    """Rest a channel that cannot be sent to for a reason of ours (e.g. its URL does not
+    decrypt with the configured keys): its deliveries wait, nothing is lost, and the reason
+    shows on the webhook."""
+    session.execute(
+        update(W)
+        .where(W.id == webhook_id)
+        .values(paused_until=until, last_failure_at=until, last_failure_reason=reason[:1000])
+        .execution_options(synchronize_session=False)
+    )
+
+
 def skip_orphans(session: Session, *, now: datetime) -> int:
     """Deliveries whose webhook was deleted or disabled before they were sent become skipped."""
     total = 0

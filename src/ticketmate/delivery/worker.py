@@ -47,6 +47,7 @@ Clock = Callable[[], datetime]
 BATCH = 4  # deliveries taken from a lane at a time: about one second's worth at 4/s
 WINDOW_SECONDS = 1.0
 PURGE_EVERY_SECONDS = 600.0
+KEY_PROBLEM_PAUSE_SECONDS = 300.0  # a missing key is fixed by a person: look again later
 
 
 @dataclass
@@ -250,7 +251,7 @@ class TeamsDeliveryWorker:
             if not batch:
                 return
             if url is None:
-                url = self._decrypt(lane, batch)
+                url = await self._decrypt(lane, batch)
                 if url is None:
                     return
             for index, work in enumerate(batch):
@@ -263,14 +264,24 @@ class TeamsDeliveryWorker:
                     await self._give_back(batch[index + 1 :])
                     return
 
-    def _decrypt(self, lane: Lane, batch: list[Work]) -> str | None:
+    async def _decrypt(self, lane: Lane, batch: list[Work]) -> str | None:
+        """The URL, in memory only for this lane's run; on failure the batch waits."""
         try:
             return self.svc.keyring.decrypt(
                 lane.url_ciphertext, webhook_url_aad(lane.workspace_id, lane.webhook_id)
             )
         except DecryptionError as exc:
             log.error("webhook %s: %s", lane.webhook_id, exc)
-            return None
+            reason = f"The stored webhook URL cannot be read; deliveries are waiting. {exc}"
+        await self._give_back(batch)
+        until = self.clock() + timedelta(seconds=KEY_PROBLEM_PAUSE_SECONDS)
+
+        def hold() -> None:
+            with self.svc.db.transaction() as session:
+                queue.hold_lane(session, webhook_id=lane.webhook_id, until=until, reason=reason)
+
+        await self._db(hold)
+        return None
 
     async def _give_back(self, works: list[Work]) -> None:
         if not works:
