@@ -23,6 +23,7 @@ from ticketmate.logging_setup import RequestLogMiddleware
 from ticketmate.security.crypto import Keyring, load_keyring
 from ticketmate.state import Services
 from ticketmate.teams.api import router as teams_router
+from ticketmate.web.admin_views import router as admin_pages_router
 from ticketmate.web.auth_views import router as auth_router
 from ticketmate.web.home_views import router as home_router
 from ticketmate.workspaces.api import router as workspace_router
@@ -80,6 +81,7 @@ def create_app(
         audit_router,
         auth_router,
         home_router,
+        admin_pages_router,
     ):
         app.include_router(router)
     return app

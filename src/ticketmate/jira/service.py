@@ -65,7 +65,8 @@ def earlier_report(
 def list_events(
     session: Session, workspace_id: str, status: str | None, page: Page
 ) -> tuple[Sequence[JiraEventRecord], str | None]:
-    # The list never shows bodies, headers or envelopes: leave them (up to 1 MiB each) unread.
+    # Lists never show bodies, headers or envelopes: leave them (up to 1 MiB each) unread.
+    # The routing outcome is small and is what "why didn't my message arrive?" needs.
     query = (
         select(JiraEventRecord)
         .options(
@@ -78,6 +79,7 @@ def list_events(
                 JiraEventRecord.summary,
                 JiraEventRecord.status,
                 JiraEventRecord.reason,
+                JiraEventRecord.routing,
             )
         )
         .where(JiraEventRecord.workspace_id == workspace_id)

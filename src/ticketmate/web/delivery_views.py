@@ -1,0 +1,203 @@
+"""The Delivery Log tab: chart and queue depth, the filtered log, a delivery's detail with the
+card rendered as Teams shows it, "Retry now", "Retry all dead letters", and the Recent Jira
+events view (which subscriptions matched each event, and why the others did not).
+
+Reads go through delivery/service.py and the API's own row shapes (delivery/api.py); retries go
+through the API's handlers, which also wake the worker.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from starlette.responses import Response
+
+from ticketmate.delivery import api as delivery_api
+from ticketmate.delivery import service
+from ticketmate.errors import ApiError
+from ticketmate.jira import hooks
+from ticketmate.jira.events import EventType
+from ticketmate.models.delivery import DELIVERY_STATUSES
+from ticketmate.pagination import Page, decode_cursor
+from ticketmate.timeutil import utcnow
+from ticketmate.web.charts import build_chart, window_start
+from ticketmate.web.guard import AdminAction, AdminView, PageRoute, Svc
+from ticketmate.web.labels import DELIVERY_STATUS_LABELS, event_type_choices
+from ticketmate.web.pages import page, redirect, with_query
+from ticketmate.web.queries import (
+    chart_rows,
+    dead_letter_counts,
+    queue_depth,
+    recent_events,
+    webhook_choices,
+)
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+LOG = "/w/{slug}/admin/integrations/teams/deliveries"
+EVENTS = "/w/{slug}/admin/integrations/teams/events"
+PAGE_SIZE = 50
+Param = Annotated[str, Query(max_length=128)]
+
+# The time filter: presets, so that no time zone has to be guessed from a typed date.
+TIME_RANGES: dict[str, tuple[str, timedelta]] = {
+    "1h": ("Last hour", timedelta(hours=1)),
+    "24h": ("Last 24 hours", timedelta(hours=24)),
+    "7d": ("Last 7 days", timedelta(days=7)),
+    "30d": ("Last 30 days", timedelta(days=30)),
+}
+
+
+def _page(cursor: str) -> Page:
+    return Page(limit=PAGE_SIZE, after_id=decode_cursor(cursor) if cursor else None)
+
+
+@router.get(LOG)
+def delivery_log(
+    request: Request,
+    p: AdminView,
+    svc: Svc,
+    status: Param = "",
+    webhook_id: Param = "",
+    event_type: Param = "",
+    time: Param = "",
+    cursor: Param = "",
+) -> Response:
+    # Unknown filter values (an old bookmark, a hand-edited address) mean "any".
+    status = status if status in DELIVERY_STATUSES else ""
+    event_type = event_type if event_type in EventType._value2member_map_ else ""
+    time = time if time in TIME_RANGES else ""
+    now = utcnow()
+    since = now - TIME_RANGES[time][1] if time else None
+    f = service.DeliveryFilter(status or None, webhook_id or None, event_type or None, since)
+    with svc.db.transaction() as session:
+        rows, next_cursor = service.list_deliveries(session, p.workspace_id, f, _page(cursor))
+        deliveries = [delivery_api.delivery_out(d) for d in rows]
+        chart = build_chart(chart_rows(session, p.workspace_id, window_start(now)), now)
+        depth = queue_depth(session, p.workspace_id)
+        webhooks = webhook_choices(session, p.workspace_id)
+        dead = dead_letter_counts(session, p.workspace_id)
+    filters = {"status": status, "webhook_id": webhook_id, "event_type": event_type, "time": time}
+    return page(
+        request,
+        "teams/deliveries.html",
+        p,
+        tab="deliveries",
+        deliveries=deliveries,
+        chart=chart,
+        depth=depth,
+        webhooks=webhooks,
+        dead=dead,
+        dead_total=sum(dead.values()),
+        filters=filters,
+        filtered=any(filters.values()),
+        statuses=DELIVERY_STATUS_LABELS,
+        event_types=event_type_choices(),
+        time_ranges={k: v[0] for k, v in TIME_RANGES.items()},
+        next_url=with_query(p.teams_url + "/deliveries", cursor=next_cursor, **filters)
+        if next_cursor
+        else None,
+        first_url=with_query(p.teams_url + "/deliveries", **filters) if cursor else None,
+    )
+
+
+def _card_of(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The Adaptive Card inside the Teams message envelope, if it has one."""
+    attachments = message.get("attachments")
+    if isinstance(attachments, list) and attachments and isinstance(attachments[0], dict):
+        content = attachments[0].get("content")
+        if isinstance(content, dict):
+            return content
+    return None
+
+
+@router.get(LOG + "/{delivery_id}")
+def delivery_detail(request: Request, p: AdminView, svc: Svc, delivery_id: str) -> Response:
+    with svc.db.transaction() as session:
+        try:
+            delivery = service.get_delivery(session, p.workspace_id, delivery_id)
+        except service.DeliveryNotFound:
+            raise ApiError(
+                404, "delivery_not_found", "There is no such delivery in this workspace."
+            ) from None
+        detail = delivery_api.detail_out(delivery, service.attempts_of(session, delivery.id))
+    return page(
+        request,
+        "teams/delivery_detail.html",
+        p,
+        tab="deliveries",
+        d=detail,
+        card=_card_of(detail.message),
+        message_json=json.dumps(detail.message, indent=2, ensure_ascii=False),
+        retryable=detail.status in service.RETRYABLE,
+        waiting=detail.status in ("pending", "in_flight"),
+    )
+
+
+@router.post(LOG + "/{delivery_id}/retry")
+def retry_delivery(request: Request, p: AdminAction, svc: Svc, delivery_id: str) -> Response:
+    """Retry now: the API's handler puts the dead letter back in the queue and wakes the worker."""
+    target = f"{p.teams_url}/deliveries/{delivery_id}"
+    try:
+        delivery_api.retry_one(p.ctx, svc, delivery_id, request)
+    except ApiError as exc:
+        if exc.status_code != 409:
+            raise
+        return redirect(target, exc.message, "error")
+    return redirect(target, "Put back in the queue; it is sent again in a moment.")
+
+
+@router.post(LOG + "/retry")
+def retry_dead_letters(
+    request: Request,
+    p: AdminAction,
+    svc: Svc,
+    webhook_id: Annotated[str, Form(max_length=64)] = "",
+    confirmed: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    """Retry all dead letters, of every channel or of one."""
+    log_url = f"{p.teams_url}/deliveries"
+    if confirmed != "1":
+        with svc.db.transaction() as session:
+            names = {w.id: w.channel_name for w in webhook_choices(session, p.workspace_id)}
+        scope = f"of “{names[webhook_id]}”" if webhook_id in names else "of every channel"
+        return page(
+            request,
+            "confirm.html",
+            p,
+            tab="deliveries",
+            title="Retry all dead letters?",
+            message=f"Every dead letter {scope} goes back in the queue and is sent to Teams "
+            "again. Their attempt history is kept.",
+            action=f"{log_url}/retry",
+            fields={"webhook_id": webhook_id},
+            button="Retry all dead letters",
+            cancel=log_url,
+        )
+    answer = delivery_api.retry_bulk(
+        p.ctx, svc, delivery_api.BulkRetryIn(webhook_id=webhook_id or None), request
+    )
+    if not answer.requeued:
+        return redirect(log_url, "There were no dead letters to retry.", "info")
+    return redirect(log_url, f"{answer.requeued} dead letter(s) put back in the queue.")
+
+
+@router.get(EVENTS)
+def recent_jira_events(request: Request, p: AdminView, svc: Svc, cursor: Param = "") -> Response:
+    """Received events with their routing outcome: the answer to "Messages not delivering"."""
+    with svc.db.transaction() as session:
+        events, next_cursor = recent_events(session, p.workspace_id, _page(cursor))
+        delivery_ids = hooks.delivery_ids(session, [e.id for e in events])
+    return page(
+        request,
+        "teams/events.html",
+        p,
+        tab="deliveries",
+        events=events,
+        delivery_ids=delivery_ids,
+        next_url=with_query(p.teams_url + "/events", cursor=next_cursor) if next_cursor else None,
+        first_url=p.teams_url + "/events" if cursor else None,
+    )

@@ -1,0 +1,617 @@
+"""The Microsoft Teams page: the Webhooks and Subscriptions tabs.
+
+The views only translate between forms and the Teams service (teams/service.py); Test
+Connection goes through the API's own handlers (teams/api.py), so a test from the page is the
+test the API runs — same card, same client, same audit entry. Every form posts and redirects
+(303) without JavaScript; HTMX swaps the Test Connection result and the Enabled switches in
+place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from ticketmate.audit.http import actor_of, request_info
+from ticketmate.pagination import MAX_LIMIT, Page, decode_cursor
+from ticketmate.teams import api as teams_api
+from ticketmate.teams import service
+from ticketmate.teams.service import (
+    FILTER_NAMES,
+    SubscriptionCreate,
+    SubscriptionFilters,
+    SubscriptionUpdate,
+    SubscriptionView,
+    TeamsError,
+    WebhookCreate,
+    WebhookUpdate,
+    WebhookView,
+)
+from ticketmate.web.forms import FormErrors, checkbox, join_values, split_values
+from ticketmate.web.guard import AdminAction, AdminView, PageRoute, Svc
+from ticketmate.web.labels import FILTER_LABELS, event_label, event_type_choices
+from ticketmate.web.pages import AdminPage, fragment, is_htmx, page, redirect
+from ticketmate.web.queries import filter_suggestions, webhook_choices
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+TEAMS = "/w/{slug}/admin/integrations/teams"
+Text = Annotated[str, Form(max_length=4000)]
+Cursor = Annotated[str | None, Query(max_length=128)]
+
+# Form field names where they differ from the service's field names.
+WEBHOOK_FIELDS: dict[str, str] = {}
+WEBHOOK_EDIT_FIELDS = {"url": "replace_url"}
+SUBSCRIPTION_FIELDS = {f"filters.{name}": name for name in FILTER_NAMES}
+
+
+def _page_of(cursor: str | None) -> Page:
+    return Page(limit=MAX_LIMIT, after_id=decode_cursor(cursor) if cursor else None)
+
+
+@router.get(TEAMS)
+def teams_home(p: AdminView) -> Response:
+    return redirect(f"{p.teams_url}/webhooks")
+
+
+# -- Webhooks tab -------------------------------------------------------------------------------
+
+
+@router.get(f"{TEAMS}/webhooks")
+def webhooks_tab(request: Request, p: AdminView, svc: Svc, cursor: Cursor = None) -> Response:
+    with svc.db.transaction() as session:
+        rows, next_cursor = service.list_webhooks(session, p.workspace_id, _page_of(cursor))
+        counts = service.count_subscriptions(session, [w.id for w in rows])
+        webhooks = [WebhookView.of(w) for w in rows]
+    return page(
+        request,
+        "teams/webhooks.html",
+        p,
+        tab="webhooks",
+        webhooks=webhooks,
+        counts=counts,
+        next_cursor=next_cursor,
+        cursor=cursor,
+    )
+
+
+@dataclass
+class WebhookForm:
+    channel_name: str = ""
+    url: str = ""
+    enabled: bool = True
+    errors: FormErrors = field(default_factory=FormErrors)
+    test: teams_api.ConnectionTestOut | None = None
+
+
+def _webhook_form(
+    request: Request,
+    p: AdminPage,
+    form: WebhookForm,
+    webhook: WebhookView | None = None,
+    status_code: int = 200,
+) -> Response:
+    return page(
+        request,
+        "teams/webhook_form.html",
+        p,
+        tab="webhooks",
+        form=form,
+        webhook=webhook,
+        status_code=status_code,
+    )
+
+
+@router.get(f"{TEAMS}/webhooks/new")
+def new_webhook(request: Request, p: AdminView) -> Response:
+    return _webhook_form(request, p, WebhookForm())
+
+
+@router.post(f"{TEAMS}/webhooks")
+def create_webhook(
+    request: Request,
+    p: AdminAction,
+    svc: Svc,
+    channel_name: Text = "",
+    url: Text = "",
+    enabled: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    form = WebhookForm(channel_name, url, checkbox(enabled))
+    try:
+        data = WebhookCreate(channel_name=channel_name, url=url.strip(), enabled=form.enabled)
+        with svc.db.transaction() as session:
+            webhook = service.create_webhook(
+                session,
+                svc.keyring,
+                p.workspace_id,
+                data,
+                allow_loopback=svc.settings.allow_loopback_webhooks,
+                actor=actor_of(p.principal),
+                request=request_info(request),
+            )
+            name, masked = webhook.channel_name, webhook.url_masked
+    except ValidationError as exc:
+        form.errors = FormErrors.of_validation(exc, WEBHOOK_FIELDS)
+        return _webhook_form(request, p, form, status_code=422)
+    except TeamsError as exc:
+        form.errors = FormErrors.of_api_error(exc, WEBHOOK_FIELDS)
+        return _webhook_form(request, p, form, status_code=exc.status_code)
+    return redirect(
+        f"{p.teams_url}/webhooks",
+        f"Webhook “{name}” saved. Its URL is stored encrypted and shown only masked ({masked}).",
+    )
+
+
+async def _test_url(
+    request: Request, p: AdminPage, svc: Svc, url: str
+) -> teams_api.ConnectionTestOut:
+    """Test Connection for a URL typed in a form, through the API's handler."""
+    if not url.strip():
+        return _failed("Enter the Webhook URL first, then test it.")
+    try:
+        body = teams_api.WebhookTestIn(url=url.strip())
+    except ValidationError:
+        return _failed("This URL is too long to be a Teams webhook URL.")
+    try:
+        return await teams_api.run_url_test(body, p.ctx, svc, request)
+    except TeamsError as exc:
+        return _failed(exc.message)
+
+
+def _failed(message: str) -> teams_api.ConnectionTestOut:
+    return teams_api.ConnectionTestOut(ok=False, status_code=None, latency_ms=0, message=message)
+
+
+def _test_answer(request: Request, p: AdminPage, result: teams_api.ConnectionTestOut) -> Response:
+    return fragment(request, "teams/_test_result.html", p, test=result)
+
+
+@router.post(f"{TEAMS}/webhooks/test")
+async def run_test_of_new_webhook(
+    request: Request,
+    p: AdminAction,
+    svc: Svc,
+    channel_name: Text = "",
+    url: Text = "",
+    enabled: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    """Test Connection on the Add Webhook form: the sample card to the URL typed, unsaved."""
+    result = await _test_url(request, p, svc, url)
+    if is_htmx(request):
+        return _test_answer(request, p, result)
+    # Without JavaScript the form comes back as it was typed, with the result under it.
+    form = WebhookForm(channel_name, url, checkbox(enabled), test=result)
+    return _webhook_form(request, p, form)
+
+
+def _load_webhook(svc: Svc, p: AdminPage, webhook_id: str) -> WebhookView:
+    with svc.db.transaction() as session:
+        return WebhookView.of(service.get_webhook(session, p.workspace_id, webhook_id))
+
+
+@router.get(f"{TEAMS}/webhooks/{{webhook_id}}/edit")
+def edit_webhook(request: Request, p: AdminView, svc: Svc, webhook_id: str) -> Response:
+    webhook = _load_webhook(svc, p, webhook_id)
+    form = WebhookForm(webhook.channel_name, "", webhook.enabled)
+    return _webhook_form(request, p, form, webhook)
+
+
+@router.post(f"{TEAMS}/webhooks/{{webhook_id}}")
+def update_webhook(
+    request: Request,
+    p: AdminAction,
+    svc: Svc,
+    webhook_id: str,
+    channel_name: Text = "",
+    replace_url: Text = "",
+    enabled: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    webhook = _load_webhook(svc, p, webhook_id)
+    form = WebhookForm(channel_name, replace_url, checkbox(enabled))
+    try:
+        # An empty "Replace URL" keeps the saved URL: it is never shown, so never re-sent.
+        changes: dict[str, Any] = {"channel_name": channel_name, "enabled": form.enabled}
+        if replace_url.strip():
+            changes["url"] = replace_url.strip()
+        data = WebhookUpdate(**changes)
+        with svc.db.transaction() as session:
+            saved = service.update_webhook(
+                session,
+                svc.keyring,
+                p.workspace_id,
+                webhook_id,
+                data,
+                allow_loopback=svc.settings.allow_loopback_webhooks,
+                actor=actor_of(p.principal),
+                request=request_info(request),
+            )
+            name = saved.channel_name
+    except ValidationError as exc:
+        form.errors = FormErrors.of_validation(exc, WEBHOOK_EDIT_FIELDS)
+        return _webhook_form(request, p, form, webhook, status_code=422)
+    except TeamsError as exc:
+        if exc.status_code == 404:
+            raise
+        form.errors = FormErrors.of_api_error(exc, WEBHOOK_EDIT_FIELDS)
+        return _webhook_form(request, p, form, webhook, status_code=exc.status_code)
+    return redirect(f"{p.teams_url}/webhooks", f"Webhook “{name}” saved.")
+
+
+@router.post(f"{TEAMS}/webhooks/{{webhook_id}}/test")
+async def run_test_of_saved_webhook(
+    request: Request,
+    p: AdminAction,
+    svc: Svc,
+    webhook_id: str,
+    channel_name: Text = "",
+    replace_url: Text = "",
+    enabled: Annotated[str, Form(max_length=8)] = "",
+    origin: Annotated[str, Form(max_length=8)] = "form",
+) -> Response:
+    """Test Connection on a saved webhook: its saved URL, or the "Replace URL" typed."""
+    webhook = await run_in_threadpool(_load_webhook, svc, p, webhook_id)
+    if replace_url.strip():
+        result = await _test_url(request, p, svc, replace_url)
+    else:
+        try:
+            result = await teams_api.run_webhook_test(webhook_id, p.ctx, svc, request)
+        except TeamsError as exc:
+            result = _failed(exc.message)
+    if is_htmx(request):
+        return _test_answer(request, p, result)
+    if origin == "list":
+        kind = "ok" if result.ok else "error"
+        return redirect(
+            f"{p.teams_url}/webhooks", f"Test of “{webhook.channel_name}”: {result.message}", kind
+        )
+    form = WebhookForm(channel_name, replace_url, checkbox(enabled), test=result)
+    return _webhook_form(request, p, form, webhook)
+
+
+@router.post(f"{TEAMS}/webhooks/{{webhook_id}}/enabled")
+def set_webhook_enabled(
+    request: Request,
+    p: AdminAction,
+    svc: Svc,
+    webhook_id: str,
+    enabled: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    """The Enabled switch in the table."""
+    with svc.db.transaction() as session:
+        saved = service.update_webhook(
+            session,
+            svc.keyring,
+            p.workspace_id,
+            webhook_id,
+            WebhookUpdate(enabled=checkbox(enabled)),
+            allow_loopback=svc.settings.allow_loopback_webhooks,
+            actor=actor_of(p.principal),
+            request=request_info(request),
+        )
+        view = WebhookView.of(saved)
+    if is_htmx(request):
+        return fragment(
+            request,
+            "teams/_switch.html",
+            p,
+            action=f"{p.teams_url}/webhooks/{view.id}/enabled",
+            enabled=view.enabled,
+            label=f"Enabled: {view.channel_name}",
+        )
+    state = "enabled" if view.enabled else "disabled"
+    return redirect(f"{p.teams_url}/webhooks", f"Webhook “{view.channel_name}” {state}.")
+
+
+def _subscription_views(
+    svc: Svc, p: AdminPage, webhook_id: str
+) -> tuple[WebhookView, list[SubscriptionView]]:
+    with svc.db.transaction() as session:
+        webhook = service.get_webhook(session, p.workspace_id, webhook_id)
+        using = service.subscriptions_of_webhook(session, webhook.id)
+        views = [SubscriptionView.of(s, webhook.channel_name) for s in using]
+        return WebhookView.of(webhook), views
+
+
+@router.get(f"{TEAMS}/webhooks/{{webhook_id}}/delete")
+def confirm_delete_webhook(request: Request, p: AdminView, svc: Svc, webhook_id: str) -> Response:
+    """The confirmation, naming the subscriptions that would be deleted with the webhook."""
+    webhook, subscriptions = _subscription_views(svc, p, webhook_id)
+    return page(
+        request,
+        "teams/webhook_delete.html",
+        p,
+        tab="webhooks",
+        webhook=webhook,
+        subscriptions=subscriptions,
+    )
+
+
+@router.post(f"{TEAMS}/webhooks/{{webhook_id}}/delete")
+def delete_webhook(request: Request, p: AdminAction, svc: Svc, webhook_id: str) -> Response:
+    with svc.db.transaction() as session:
+        webhook = service.get_webhook(session, p.workspace_id, webhook_id)
+        name = webhook.channel_name
+        # The person saw the subscriptions that go with it on the confirmation page.
+        gone = service.delete_webhook(
+            session,
+            p.workspace_id,
+            webhook_id,
+            cascade=True,
+            actor=actor_of(p.principal),
+            request=request_info(request),
+        )
+    also = f" with its {len(gone)} subscription(s)" if gone else ""
+    return redirect(f"{p.teams_url}/webhooks", f"Webhook “{name}” deleted{also}.")
+
+
+# -- Subscriptions tab --------------------------------------------------------------------------
+
+
+def filters_summary(view: SubscriptionView) -> list[tuple[str, str]]:
+    """(label, "A, B") for each filter that narrows the subscription."""
+    stored = view.filters.model_dump()
+    return [(FILTER_LABELS[n], ", ".join(stored[n])) for n in FILTER_NAMES if stored[n]]
+
+
+@router.get(f"{TEAMS}/subscriptions")
+def subscriptions_tab(request: Request, p: AdminView, svc: Svc, cursor: Cursor = None) -> Response:
+    with svc.db.transaction() as session:
+        rows, next_cursor = service.list_subscriptions(session, p.workspace_id, _page_of(cursor))
+        subscriptions = [SubscriptionView.of(s, channel) for s, channel in rows]
+        has_webhooks = bool(webhook_choices(session, p.workspace_id))
+    return page(
+        request,
+        "teams/subscriptions.html",
+        p,
+        tab="subscriptions",
+        subscriptions=subscriptions,
+        summaries={s.id: filters_summary(s) for s in subscriptions},
+        has_webhooks=has_webhooks,
+        next_cursor=next_cursor,
+        cursor=cursor,
+    )
+
+
+@dataclass
+class SubscriptionForm:
+    event_type: str = ""
+    webhook_id: str = ""
+    enabled: bool = True
+    filters: dict[str, str] = field(default_factory=lambda: dict.fromkeys(FILTER_NAMES, ""))
+    errors: FormErrors = field(default_factory=FormErrors)
+
+
+def _subscription_form(
+    request: Request,
+    p: AdminPage,
+    svc: Svc,
+    form: SubscriptionForm,
+    subscription: SubscriptionView | None = None,
+    status_code: int = 200,
+) -> Response:
+    with svc.db.transaction() as session:
+        webhooks = webhook_choices(session, p.workspace_id)
+        suggestions = filter_suggestions(session, p.workspace_id)
+    return page(
+        request,
+        "teams/subscription_form.html",
+        p,
+        tab="subscriptions",
+        form=form,
+        subscription=subscription,
+        webhooks=webhooks,
+        event_types=event_type_choices(),
+        suggestions=suggestions,
+        filter_names=FILTER_NAMES,
+        status_code=status_code,
+    )
+
+
+@router.get(f"{TEAMS}/subscriptions/new")
+def new_subscription(
+    request: Request,
+    p: AdminView,
+    svc: Svc,
+    webhook_id: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
+    return _subscription_form(request, p, svc, SubscriptionForm(webhook_id=webhook_id))
+
+
+def _subscription_errors(exc: ValidationError, form: SubscriptionForm) -> FormErrors:
+    errors = FormErrors.of_validation(exc, SUBSCRIPTION_FIELDS)
+    # An untouched select says so in words, not as the validator's list of known values.
+    if not form.event_type:
+        errors.fields["event_type"] = "Select an event type."
+    if not form.webhook_id:
+        errors.fields["webhook_id"] = "Select a webhook."
+    return errors
+
+
+def _typed_filters(*values: str) -> dict[str, str]:
+    """The filter fields as typed, by filter name (in FILTER_NAMES order)."""
+    return dict(zip(FILTER_NAMES, values, strict=True))
+
+
+def _filters_of(values: dict[str, str]) -> SubscriptionFilters:
+    return SubscriptionFilters(**{name: split_values(values[name]) for name in FILTER_NAMES})
+
+
+FilterField = Annotated[str, Form(max_length=30000)]
+
+
+@router.post(f"{TEAMS}/subscriptions")
+def create_subscription(
+    request: Request,
+    p: AdminAction,
+    svc: Svc,
+    event_type: Text = "",
+    webhook_id: Text = "",
+    enabled: Annotated[str, Form(max_length=8)] = "",
+    projects: FilterField = "",
+    issue_types: FilterField = "",
+    statuses: FilterField = "",
+    priorities: FilterField = "",
+    labels: FilterField = "",
+    components: FilterField = "",
+) -> Response:
+    typed = _typed_filters(projects, issue_types, statuses, priorities, labels, components)
+    form = SubscriptionForm(event_type, webhook_id, checkbox(enabled), typed)
+    try:
+        data = SubscriptionCreate(
+            event_type=event_type,
+            webhook_id=webhook_id,
+            enabled=form.enabled,
+            filters=_filters_of(typed),
+        )
+        with svc.db.transaction() as session:
+            subscription, channel = service.create_subscription(
+                session,
+                p.workspace_id,
+                data,
+                actor=actor_of(p.principal),
+                request=request_info(request),
+            )
+            label = event_label(subscription.event_type)
+    except ValidationError as exc:
+        form.errors = _subscription_errors(exc, form)
+        return _subscription_form(request, p, svc, form, status_code=422)
+    except TeamsError as exc:
+        form.errors = FormErrors.of_api_error(exc, SUBSCRIPTION_FIELDS)
+        return _subscription_form(request, p, svc, form, status_code=exc.status_code)
+    return redirect(
+        f"{p.teams_url}/subscriptions", f"Subscription saved: {label} events go to “{channel}”."
+    )
+
+
+def _load_subscription(svc: Svc, p: AdminPage, subscription_id: str) -> SubscriptionView:
+    with svc.db.transaction() as session:
+        subscription = service.get_subscription(session, p.workspace_id, subscription_id)
+        return SubscriptionView.of(subscription, service.channel_name_of(session, subscription))
+
+
+@router.get(f"{TEAMS}/subscriptions/{{subscription_id}}/edit")
+def edit_subscription(request: Request, p: AdminView, svc: Svc, subscription_id: str) -> Response:
+    view = _load_subscription(svc, p, subscription_id)
+    stored = view.filters.model_dump()
+    form = SubscriptionForm(
+        view.event_type,
+        view.webhook_id,
+        view.enabled,
+        {name: join_values(stored[name]) for name in FILTER_NAMES},
+    )
+    return _subscription_form(request, p, svc, form, view)
+
+
+@router.post(f"{TEAMS}/subscriptions/{{subscription_id}}")
+def update_subscription(
+    request: Request,
+    p: AdminAction,
+    svc: Svc,
+    subscription_id: str,
+    event_type: Text = "",
+    webhook_id: Text = "",
+    enabled: Annotated[str, Form(max_length=8)] = "",
+    projects: FilterField = "",
+    issue_types: FilterField = "",
+    statuses: FilterField = "",
+    priorities: FilterField = "",
+    labels: FilterField = "",
+    components: FilterField = "",
+) -> Response:
+    view = _load_subscription(svc, p, subscription_id)
+    typed = _typed_filters(projects, issue_types, statuses, priorities, labels, components)
+    form = SubscriptionForm(event_type, webhook_id, checkbox(enabled), typed)
+    try:
+        data = SubscriptionUpdate(
+            event_type=event_type,
+            webhook_id=webhook_id,
+            enabled=form.enabled,
+            filters=_filters_of(typed),
+        )
+        with svc.db.transaction() as session:
+            service.update_subscription(
+                session,
+                p.workspace_id,
+                subscription_id,
+                data,
+                actor=actor_of(p.principal),
+                request=request_info(request),
+            )
+    except ValidationError as exc:
+        form.errors = _subscription_errors(exc, form)
+        return _subscription_form(request, p, svc, form, view, status_code=422)
+    except TeamsError as exc:
+        if exc.status_code == 404:
+            raise
+        form.errors = FormErrors.of_api_error(exc, SUBSCRIPTION_FIELDS)
+        return _subscription_form(request, p, svc, form, view, status_code=exc.status_code)
+    return redirect(f"{p.teams_url}/subscriptions", "Subscription saved.")
+
+
+@router.post(f"{TEAMS}/subscriptions/{{subscription_id}}/enabled")
+def set_subscription_enabled(
+    request: Request,
+    p: AdminAction,
+    svc: Svc,
+    subscription_id: str,
+    enabled: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    with svc.db.transaction() as session:
+        subscription, channel = service.update_subscription(
+            session,
+            p.workspace_id,
+            subscription_id,
+            SubscriptionUpdate(enabled=checkbox(enabled)),
+            actor=actor_of(p.principal),
+            request=request_info(request),
+        )
+        view = SubscriptionView.of(subscription, channel)
+    if is_htmx(request):
+        return fragment(
+            request,
+            "teams/_switch.html",
+            p,
+            action=f"{p.teams_url}/subscriptions/{view.id}/enabled",
+            enabled=view.enabled,
+            label=f"Enabled: {view.event_label} to {view.channel_name}",
+        )
+    state = "enabled" if view.enabled else "disabled"
+    return redirect(f"{p.teams_url}/subscriptions", f"Subscription {state}.")
+
+
+@router.post(f"{TEAMS}/subscriptions/{{subscription_id}}/delete")
+def delete_subscription(
+    request: Request,
+    p: AdminAction,
+    svc: Svc,
+    subscription_id: str,
+    confirmed: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    view = _load_subscription(svc, p, subscription_id)
+    what = f"{view.event_label} events to “{view.channel_name}”"
+    if confirmed != "1":
+        return page(
+            request,
+            "confirm.html",
+            p,
+            title="Delete this subscription?",
+            message=f"{what} will no longer be sent to Teams.",
+            action=f"{p.teams_url}/subscriptions/{view.id}/delete",
+            fields={},
+            button="Delete subscription",
+            cancel=f"{p.teams_url}/subscriptions",
+        )
+    with svc.db.transaction() as session:
+        service.delete_subscription(
+            session,
+            p.workspace_id,
+            subscription_id,
+            actor=actor_of(p.principal),
+            request=request_info(request),
+        )
+    return redirect(f"{p.teams_url}/subscriptions", f"Subscription deleted: {what}.")
