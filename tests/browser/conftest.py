@@ -154,9 +154,13 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             process.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """One Chromium for the whole run; each test gets a fresh context (profile) of it."""
+    """One Chromium for the browser tests; each test gets a fresh context (profile) of it.
+
+    Package scope, not session: Playwright's sync API keeps an event loop running in the main
+    thread while it is open, and later tests that run their own loop (asyncio.run) must not
+    meet it."""
     if not CHROMIUM.exists():
         pytest.skip(MISSING)
     with sync_playwright() as playwright:
