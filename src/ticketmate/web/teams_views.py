@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -432,23 +432,10 @@ def _subscription_errors(exc: ValidationError, form: SubscriptionForm) -> FormEr
     return errors
 
 
-def _typed_filters(*values: str) -> dict[str, str]:
-    """The filter fields as typed, by filter name (in FILTER_NAMES order)."""
-    return dict(zip(FILTER_NAMES, values, strict=True))
-
-
-def _filters_of(values: dict[str, str]) -> SubscriptionFilters:
-    return SubscriptionFilters(**{name: split_values(values[name]) for name in FILTER_NAMES})
-
-
 FilterField = Annotated[str, Form(max_length=30000)]
 
 
-@router.post(f"{TEAMS}/subscriptions")
-def create_subscription(
-    request: Request,
-    p: AdminAction,
-    svc: Svc,
+def posted_subscription(
     event_type: Text = "",
     webhook_id: Text = "",
     enabled: Annotated[str, Form(max_length=8)] = "",
@@ -458,15 +445,30 @@ def create_subscription(
     priorities: FilterField = "",
     labels: FilterField = "",
     components: FilterField = "",
+) -> SubscriptionForm:
+    """The Add/Edit Subscription form as posted, the filter fields as typed."""
+    typed = (projects, issue_types, statuses, priorities, labels, components)
+    filters = dict(zip(FILTER_NAMES, typed, strict=True))
+    return SubscriptionForm(event_type, webhook_id, checkbox(enabled), filters)
+
+
+PostedSubscription = Annotated[SubscriptionForm, Depends(posted_subscription)]
+
+
+def _filters_of(values: dict[str, str]) -> SubscriptionFilters:
+    return SubscriptionFilters(**{name: split_values(values[name]) for name in FILTER_NAMES})
+
+
+@router.post(f"{TEAMS}/subscriptions")
+def create_subscription(
+    request: Request, p: AdminAction, svc: Svc, form: PostedSubscription
 ) -> Response:
-    typed = _typed_filters(projects, issue_types, statuses, priorities, labels, components)
-    form = SubscriptionForm(event_type, webhook_id, checkbox(enabled), typed)
     try:
         data = SubscriptionCreate(
-            event_type=event_type,
-            webhook_id=webhook_id,
+            event_type=form.event_type,
+            webhook_id=form.webhook_id,
             enabled=form.enabled,
-            filters=_filters_of(typed),
+            filters=_filters_of(form.filters),
         )
         with svc.db.transaction() as session:
             subscription, channel = service.create_subscription(
@@ -509,29 +511,15 @@ def edit_subscription(request: Request, p: AdminView, svc: Svc, subscription_id:
 
 @router.post(f"{TEAMS}/subscriptions/{{subscription_id}}")
 def update_subscription(
-    request: Request,
-    p: AdminAction,
-    svc: Svc,
-    subscription_id: str,
-    event_type: Text = "",
-    webhook_id: Text = "",
-    enabled: Annotated[str, Form(max_length=8)] = "",
-    projects: FilterField = "",
-    issue_types: FilterField = "",
-    statuses: FilterField = "",
-    priorities: FilterField = "",
-    labels: FilterField = "",
-    components: FilterField = "",
+    request: Request, p: AdminAction, svc: Svc, subscription_id: str, form: PostedSubscription
 ) -> Response:
     view = _load_subscription(svc, p, subscription_id)
-    typed = _typed_filters(projects, issue_types, statuses, priorities, labels, components)
-    form = SubscriptionForm(event_type, webhook_id, checkbox(enabled), typed)
     try:
         data = SubscriptionUpdate(
-            event_type=event_type,
-            webhook_id=webhook_id,
+            event_type=form.event_type,
+            webhook_id=form.webhook_id,
             enabled=form.enabled,
-            filters=_filters_of(typed),
+            filters=_filters_of(form.filters),
         )
         with svc.db.transaction() as session:
             service.update_subscription(
