@@ -20,6 +20,7 @@ from ticketmate.health import router as health_router
 from ticketmate.jira.api import router as jira_api_router
 from ticketmate.jira.intake import router as jira_intake_router
 from ticketmate.logging_setup import RequestLogMiddleware
+from ticketmate.metrics import router as metrics_router
 from ticketmate.security.crypto import Keyring, load_keyring
 from ticketmate.state import Services
 from ticketmate.teams.api import router as teams_router
@@ -72,6 +73,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), "static")
     for router in (
         health_router,
+        metrics_router,
         me_router,
         workspace_router,
         jira_intake_router,

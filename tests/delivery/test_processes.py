@@ -116,3 +116,35 @@ def test_two_workers_drain_2000_deliveries_sending_each_once(
     assert {d.status for d in deliveries(svc, workspace.id)} == {"delivered"}
     sent_by = [o for o in outputs if " 0 sent" not in o]
     assert len(sent_by) == 2, outputs  # both workers took part
+
+
+def test_a_standalone_worker_serves_its_metrics(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink, database_url: str, tmp_path: Path
+) -> None:
+    import time
+
+    import httpx2
+
+    from tests.conftest import free_port
+
+    hook = make_webhook(svc, workspace.id, "eng", sink.url("/workflows/eng"))
+    make_subscription(svc, workspace.id, hook, "issue_created")
+    store_and_route(svc, workspace.id, event(["issue_created"]))
+    port = free_port()
+    worker = start_worker(database_url, tmp_path, "--metrics-port", str(port))
+    try:
+        sink.wait_for(1, timeout=20)
+        text = ""
+        for _ in range(50):
+            try:
+                text = httpx2.get(f"http://127.0.0.1:{port}/metrics").text
+            except httpx2.TransportError:
+                time.sleep(0.1)
+                continue
+            if 'ticketmate_delivery_attempts_total{outcome="delivered"} 1.0' in text:
+                break
+            time.sleep(0.1)
+        assert 'ticketmate_delivery_attempts_total{outcome="delivered"} 1.0' in text
+    finally:
+        worker.terminate()
+        worker.communicate(timeout=20)

@@ -259,7 +259,7 @@ def test_tampered_url_gives_a_clear_error_and_sends_nothing(
             .values(url_ciphertext=bytes(blob))
         )
     response = client.post(f"{BASE}/webhooks/{webhook['id']}/test", headers=auth)
-    error = assert_error(response, 500, "webhook_url_unreadable")
+    error = assert_error(response, 409, "webhook_url_unreadable")
     assert "cannot be decrypted" in error["message"]
     assert sink.received() == []
     # The list still shows it (masked values need no decryption).

@@ -17,7 +17,7 @@ from ticketmate.timeutil import utcnow
 app = typer.Typer(no_args_is_help=True)
 
 
-def run_worker(concurrency: int, once: bool) -> None:
+def run_worker(concurrency: int, once: bool, metrics_port: int | None = None) -> None:
     """Run a TeamsDeliveryWorker in this process until SIGTERM/SIGINT (or, with once, idle)."""
     from ticketmate.app import build_services
     from ticketmate.cli import cli_errors, settings
@@ -30,6 +30,13 @@ def run_worker(concurrency: int, once: bool) -> None:
         configure_logging(config.log_level)
         svc = build_services(config)
         require_schema_at_head(svc)
+
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from ticketmate.metrics import REGISTRY
+
+        start_http_server(metrics_port, addr="127.0.0.1", registry=REGISTRY)
 
     async def main() -> None:
         worker = TeamsDeliveryWorker(svc, concurrency=concurrency)
@@ -154,6 +161,10 @@ def register(root: typer.Typer) -> None:
         once: Annotated[
             bool, typer.Option("--once", help="Send what is due now, then exit (tests, cron).")
         ] = False,
+        metrics_port: Annotated[
+            int | None,
+            typer.Option(help="Serve this worker's Prometheus metrics on 127.0.0.1:PORT."),
+        ] = None,
     ) -> None:
         """Run the TeamsDeliveryWorker on its own (several may run against PostgreSQL)."""
-        run_worker(concurrency, once)
+        run_worker(concurrency, once, metrics_port)

@@ -53,7 +53,7 @@ class Work:
     attempts_before_replay: int
 
 
-def _status_in(statuses: tuple[str, ...]) -> ColumnElement[bool]:
+def status_in(statuses: tuple[str, ...]) -> ColumnElement[bool]:
     # Written into the SQL as constants, not bound parameters: a partial index is used only
     # when the query repeats its condition literally (SQLite cannot match `status IN (?, ?)`,
     # and a generic PostgreSQL plan cannot either). Measured in bench/claim.py.
@@ -63,7 +63,7 @@ def _status_in(statuses: tuple[str, ...]) -> ColumnElement[bool]:
 def _due(now: datetime) -> ColumnElement[bool]:
     # Pending rows whose time has come, and in-flight rows whose worker's lease ran out.
     return and_(
-        _status_in(DUE_STATUSES),
+        status_in(DUE_STATUSES),
         D.next_attempt_at <= now,
         or_(D.status == "pending", D.locked_until < now),
     )

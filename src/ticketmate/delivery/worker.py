@@ -33,6 +33,7 @@ import aiohttp
 from ticketmate.delivery import queue
 from ticketmate.delivery.queue import Lane, Work
 from ticketmate.delivery.retry import RetryPolicy
+from ticketmate.metrics import DELIVERY_ATTEMPTS, TEAMS_LATENCY
 from ticketmate.security.crypto import DecryptionError
 from ticketmate.state import Services
 from ticketmate.teams.client import TeamsAnswer, new_http_session, post_message
@@ -308,6 +309,7 @@ class TeamsDeliveryWorker:
             timeout_seconds=self.settings.delivery_timeout_seconds,
         )
         rate.record(time.time())
+        TEAMS_LATENCY.observe(answer.latency_ms / 1000)
         completion = await self._db(lambda: self._complete(work, answer, started))
         self._count(completion.status)
         if not answer.ok:
@@ -334,6 +336,7 @@ class TeamsDeliveryWorker:
             )
 
     def _count(self, status: str) -> None:
+        DELIVERY_ATTEMPTS.labels("retry" if status == "pending" else status).inc()
         self.stats.sent += 1
         if status == "delivered":
             self.stats.delivered += 1

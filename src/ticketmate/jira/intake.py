@@ -35,6 +35,7 @@ from ticketmate.jira import service as events
 from ticketmate.jira.events import JiraEvent
 from ticketmate.jira.signature import burn_comparison, credentials_match
 from ticketmate.jira.transform import Outcome, Rejected, Transformed, clean, transform
+from ticketmate.metrics import JIRA_EVENTS
 from ticketmate.models import JiraEventRecord
 from ticketmate.security.auth import bearer_token
 from ticketmate.security.crypto import DecryptionError
@@ -388,6 +389,7 @@ def accept(svc: Services, incoming: JiraRequest) -> IntakeAnswer:
     except SQLAlchemyError as problem:
         log.error("jira intake: database unavailable: %s", type(problem).__name__)
         raise _unavailable() from None
+    JIRA_EVENTS.labels("duplicate" if answer.duplicate else outcome.status).inc()
     if not answer.duplicate:
         log.info(
             "jira intake: stored event %s (%s) for workspace %s",

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ticketmate.ids import new_id
 from ticketmate.jira.events import EventType, JiraEvent
+from ticketmate.metrics import DELIVERIES_QUEUED
 from ticketmate.models import IntegrationDelivery, JiraEventRecord, TeamsSubscription, TeamsWebhook
 from ticketmate.routing.filters import mismatch
 from ticketmate.teams.cards import most_specific, render_message
@@ -125,6 +126,7 @@ class EventRouter:
             )
         if rows:
             self.session.execute(insert(IntegrationDelivery), rows)
+            DELIVERIES_QUEUED.inc(len(rows))
         result.deliveries = len(rows)
 
     def _explain_others(

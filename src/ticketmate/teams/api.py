@@ -254,8 +254,10 @@ def _load_for_test(svc: Services, ctx: AdminContext, webhook_id: str) -> tuple[_
             url = service.decrypt_webhook_url(svc.keyring, webhook)
         except DecryptionError as exc:
             log.error("teams webhook %s: the saved URL cannot be decrypted: %s", webhook.id, exc)
+            # 409, not 500: the webhook's stored state is what stands in the way, and an
+            # administrator can clear it (fix the keys, or save the URL again).
             raise TeamsError(
-                500,
+                409,
                 "webhook_url_unreadable",
                 "The saved URL of this webhook cannot be decrypted: the encryption key is wrong "
                 "or the stored data was altered. Check TICKETMATE_ENCRYPTION_KEYS, or save the "
