@@ -306,9 +306,11 @@ def _insert(
     fields = _record_fields(outcome)
     if duplicate_of is not None:
         fields["reason"] = f"Duplicate of event {duplicate_of} (same comment); not routed again."
+    dedupe_key = outcome.envelope.dedupe_key if isinstance(outcome, Transformed) else None
     record = JiraEventRecord(
         workspace_id=workspace_id,
         received_at=incoming.received_at,
+        dedupe_key=events.stored_dedupe_key(dedupe_key) if dedupe_key else None,
         jira_event_id=incoming.jira_event_id,
         jira_event=(fields.pop("jira_event") or "")[:100] or None,
         issue_key=(fields.pop("issue_key", None) or "")[:100] or None,

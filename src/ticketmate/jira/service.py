@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -42,20 +43,25 @@ def lock_dedupe_key(session: Session, workspace_id: str, dedupe_key: str) -> Non
         )
 
 
+def stored_dedupe_key(dedupe_key: str) -> str:
+    """The key as the column keeps it: as is when short, else its SHA-256."""
+    if len(dedupe_key) <= 100:
+        return dedupe_key
+    return "sha256:" + hashlib.sha256(dedupe_key.encode()).hexdigest()
+
+
 def earlier_report(
     session: Session, workspace_id: str, dedupe_key: str, since: datetime
 ) -> str | None:
-    """The id of the first routed event since `since` that carries the same dedupe key.
-
-    The range on the time-ordered id keeps this on the (workspace_id, id) index.
-    """
+    """The id of the first routed event since `since` that carries the same dedupe key
+    (an indexed lookup on (workspace_id, dedupe_key))."""
     return session.scalar(
         select(JiraEventRecord.id)
         .where(
             JiraEventRecord.workspace_id == workspace_id,
+            JiraEventRecord.dedupe_key == stored_dedupe_key(dedupe_key),
             JiraEventRecord.id >= id_floor(since),
             JiraEventRecord.status == "routed",
-            JiraEventRecord.envelope["dedupe_key"].as_string() == dedupe_key,
         )
         .order_by(JiraEventRecord.id)
         .limit(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketmate.models.base import Base, Timestamps, UTCDateTime, id_column
@@ -20,6 +20,14 @@ class JiraEventRecord(Timestamps, Base):
         # enforced here so two concurrent copies cannot both be stored. NULLs never collide.
         UniqueConstraint("workspace_id", "jira_event_id"),
         Index("ix_jira_events_workspace_id_id", "workspace_id", "id"),
+        # Finds an earlier report of the same comment (Jira Server sends most twice).
+        Index(
+            "ix_jira_events_dedupe_key",
+            "workspace_id",
+            "dedupe_key",
+            postgresql_where=text("dedupe_key IS NOT NULL"),
+            sqlite_where=text("dedupe_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = id_column()
@@ -38,5 +46,7 @@ class JiraEventRecord(Timestamps, Base):
     raw_body: Mapped[str] = mapped_column(Text, nullable=False)
     headers: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     envelope: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The envelope's dedupe_key (a comment's identity), hashed when long; null for the rest.
+    dedupe_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
     # Filled by the EventRouter: which subscriptions matched, and why the others did not.
     routing: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
