@@ -294,17 +294,34 @@ def set_webhook_enabled(
             request=request_info(request),
         )
         view = WebhookView.of(saved)
+    state = "enabled" if view.enabled else "disabled"
+    return _switched(
+        request,
+        p,
+        f"{p.teams_url}/webhooks",
+        f"{p.teams_url}/webhooks/{view.id}/enabled",
+        view.enabled,
+        label=f"Enabled: {view.channel_name}",
+        message=f"Webhook “{view.channel_name}” {state}.",
+    )
+
+
+def _switched(
+    request: Request,
+    p: AdminPage,
+    back: str,
+    action: str,
+    enabled: bool,
+    *,
+    label: str,
+    message: str,
+) -> Response:
+    """After an Enabled switch: the switch itself for HTMX, else back to the table."""
     if is_htmx(request):
         return fragment(
-            request,
-            "teams/_switch.html",
-            p,
-            action=f"{p.teams_url}/webhooks/{view.id}/enabled",
-            enabled=view.enabled,
-            label=f"Enabled: {view.channel_name}",
+            request, "teams/_switch.html", p, action=action, enabled=enabled, label=label
         )
-    state = "enabled" if view.enabled else "disabled"
-    return redirect(f"{p.teams_url}/webhooks", f"Webhook “{view.channel_name}” {state}.")
+    return redirect(back, message)
 
 
 def _subscription_views(
@@ -559,17 +576,16 @@ def set_subscription_enabled(
             request=request_info(request),
         )
         view = SubscriptionView.of(subscription, channel)
-    if is_htmx(request):
-        return fragment(
-            request,
-            "teams/_switch.html",
-            p,
-            action=f"{p.teams_url}/subscriptions/{view.id}/enabled",
-            enabled=view.enabled,
-            label=f"Enabled: {view.event_label} to {view.channel_name}",
-        )
     state = "enabled" if view.enabled else "disabled"
-    return redirect(f"{p.teams_url}/subscriptions", f"Subscription {state}.")
+    return _switched(
+        request,
+        p,
+        f"{p.teams_url}/subscriptions",
+        f"{p.teams_url}/subscriptions/{view.id}/enabled",
+        view.enabled,
+        label=f"Enabled: {view.event_label} to {view.channel_name}",
+        message=f"Subscription {state}.",
+    )
 
 
 @router.post(f"{TEAMS}/subscriptions/{{subscription_id}}/delete")
