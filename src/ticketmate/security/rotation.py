@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -78,8 +78,10 @@ def rotate(
         raise ValueError("batch_size must be at least 1")
     report = RotationReport(primary_kid=keyring.primary_kid)
     try:
-        _in_batches(db, batch_size, progress, report, _workspace_batch(keyring, report))
-        _in_batches(db, batch_size, progress, report, _webhook_batch(keyring, report))
+        workspaces = _batch_of(Workspace, _rotate_workspace, keyring, report)
+        webhooks = _batch_of(TeamsWebhook, _rotate_webhook, keyring, report)
+        _in_batches(db, batch_size, progress, report, workspaces)
+        _in_batches(db, batch_size, progress, report, webhooks)
         report.complete = True
     finally:
         _record_run(db, report, actor)
@@ -87,6 +89,7 @@ def rotate(
 
 
 Batch = Callable[[Session, str | None, int], str | None]
+Row = TypeVar("Row", Workspace, TeamsWebhook)
 
 
 def _in_batches(
@@ -103,14 +106,22 @@ def _in_batches(
             return
 
 
-def _workspace_batch(keyring: Keyring, report: RotationReport) -> Batch:
+def _batch_of(
+    model: type[Row],
+    rotate: Callable[[Keyring, Row, RotationReport], None],
+    keyring: Keyring,
+    report: RotationReport,
+) -> Batch:
+    """One batch of `model` rows after the id `after`, locked, each rotated; the last id
+    when more may follow."""
+
     def run(session: Session, after: str | None, limit: int) -> str | None:
-        query = select(Workspace).order_by(Workspace.id).limit(limit).with_for_update()
+        query = select(model).order_by(model.id).limit(limit).with_for_update()
         if after is not None:
-            query = query.where(Workspace.id > after)
+            query = query.where(model.id > after)
         rows = list(session.scalars(query))
-        for workspace in rows:
-            _rotate_workspace(keyring, workspace, report)
+        for row in rows:
+            rotate(keyring, row, report)
             report.examined += 1
         return rows[-1].id if len(rows) == limit else None
 
@@ -133,20 +144,6 @@ def _rotate_workspace(keyring: Keyring, workspace: Workspace, report: RotationRe
 
 def _ws(workspace: Workspace, what: str) -> str:
     return f"the Jira {what} of workspace {workspace.slug}"
-
-
-def _webhook_batch(keyring: Keyring, report: RotationReport) -> Batch:
-    def run(session: Session, after: str | None, limit: int) -> str | None:
-        query = select(TeamsWebhook).order_by(TeamsWebhook.id).limit(limit).with_for_update()
-        if after is not None:
-            query = query.where(TeamsWebhook.id > after)
-        rows = list(session.scalars(query))
-        for webhook in rows:
-            _rotate_webhook(keyring, webhook, report)
-            report.examined += 1
-        return rows[-1].id if len(rows) == limit else None
-
-    return run
 
 
 def _rotate_webhook(keyring: Keyring, webhook: TeamsWebhook, report: RotationReport) -> None:
