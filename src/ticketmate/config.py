@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     )
 
     database_url: str = DEFAULT_DATABASE_URL
+    # Connections each process keeps open for its hot paths (intake writer, delivery worker).
+    database_pool_size: int = 10
     encryption_keys: str = ""
     key_file: Path = Path("var/encryption.key")
     worker_poll_seconds: float = 5.0
@@ -75,6 +77,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
+        "database_pool_size",
         "retention_days",
         "channel_rate_per_second",
         "auto_disable_after_removed",

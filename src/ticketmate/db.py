@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ticketmate.config import Settings
@@ -64,6 +65,36 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
     return create_engine(url, connect_args=connect_args, **kwargs)
 
 
+# Connections older than this are replaced when next checked out: a stale connection (a
+# restarted server, a dropped NAT entry) is retired without a ping on every checkout.
+POOL_RECYCLE_SECONDS = 600
+
+
+def make_async_engine(database_url: str, *, pool_size: int) -> AsyncEngine:
+    """The engine of the hot paths (intake writer, delivery worker): no thread per statement.
+
+    PostgreSQL goes through psycopg 3's own asyncio API. SQLite has no network protocol to
+    wait on, so aiosqlite runs each connection's statements on that connection's own thread;
+    one writer at a time is SQLite's rule anyway, and batching is what makes it fast.
+    """
+    url = normalise_database_url(database_url)
+    if url.startswith("sqlite"):
+        ensure_sqlite_folder(url)
+        url = "sqlite+aiosqlite" + url.removeprefix("sqlite")
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=0)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,  # a fixed pool: no connection opened and closed under load
+        pool_pre_ping=False,
+        pool_recycle=POOL_RECYCLE_SECONDS,
+        connect_args={"connect_timeout": 5},
+    )
+
+
 class Database:
     """The engine and the session factory of one configured database."""
 
@@ -84,3 +115,28 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class AsyncDatabase:
+    """The asynchronous engine of one event loop (asyncio connections belong to the loop that
+    made them): made by whoever runs the loop — the app's lifespan, the worker's run()."""
+
+    def __init__(self, settings: Settings, *, pool_size: int | None = None) -> None:
+        self.settings = settings
+        self.engine = make_async_engine(
+            settings.database_url, pool_size=pool_size or settings.database_pool_size
+        )
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One unit of work on a Core connection: commits when the block ends, rolls back
+        when it raises."""
+        async with self.engine.begin() as connection:
+            yield connection
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
