@@ -148,7 +148,7 @@ def test_edit_form_has_an_empty_replace_url_field(
     [before] = webhooks(svc)
     form = admin.client.get(f"{T}/webhooks/{hook}/edit").text
     assert '<label for="replace_url">Replace URL</label>' in form
-    assert re.search(r'<input id="replace_url" name="replace_url" type="url" value=""', form)
+    assert re.search(r'<input id="replace_url" name="replace_url" type="password" value=""', form)
     assert before.url_masked in form
 
     kept = post_form(admin, f"{T}/webhooks/{hook}", channel_name="#eng-renamed", enabled="on")

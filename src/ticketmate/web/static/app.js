@@ -65,6 +65,28 @@
     });
   }
 
+  // -- secret fields (a webhook URL being typed): masked, and Show/Hide for the person typing --
+  function revealButtons(root) {
+    root.querySelectorAll("button[data-reveal]:not([data-ready])").forEach(function (button) {
+      var field = document.getElementById(button.getAttribute("data-reveal"));
+      if (!field) return;
+      button.setAttribute("data-ready", "");
+      button.hidden = false;
+      function show(shown) {
+        field.type = shown ? "text" : "password";
+        button.textContent = shown ? "Hide" : "Show";
+        button.setAttribute("aria-label", (shown ? "Hide" : "Show") + " the URL");
+      }
+      button.addEventListener("click", function () {
+        show(field.type === "password");
+        field.focus();
+      });
+      // Masked again when the form is sent: the page that comes back, or the one the browser
+      // restores on Back, must not show the URL in clear.
+      if (field.form) field.form.addEventListener("submit", function () { show(false); });
+    });
+  }
+
   // -- multi-value inputs: values as chips; the form still posts "A, B" in the original field --
   function split(text) {
     return text.split(",").map(function (v) { return v.trim(); }).filter(Boolean);
@@ -171,16 +193,98 @@
     });
   }
 
-  // The Markdown subset Teams renders in TextBlocks. The text is escaped first, so nothing
-  // from a Jira issue can become markup; links are kept only for http(s) addresses.
-  function markdown(text) {
-    var html = escapeHtml(text);
-    html = html.replace(/\[([^\]]+)\]\((https?:\/\/[^)\s]+)\)/g,
-      '<a href="$2" target="_blank" rel="noopener noreferrer">$1</a>');
-    html = html.replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>");
-    html = html.replace(/(^|[\s(])_([^_]+)_(?=[\s).,!?]|$)/g, "$1<em>$2</em>");
-    html = html.replace(/\n\n+/g, "<br><br>").replace(/\n/g, " ");
+  // -- the Markdown subset Teams renders in TextBlocks: links, **bold**, _italic_ ------------
+  // The card builder backslash-escapes every Markdown character in text from Jira, and Teams
+  // shows an escaped character as itself. So the text is read character by character: an
+  // escaped character is plain text and can never open or close a link or emphasis, which
+  // patterns over the raw text cannot guarantee (they would take "\[a\](…)" for a link).
+  // Everything else is HTML-escaped, so nothing from a Jira issue can become markup; links are
+  // kept only for http(s) addresses.
+  var PUNCTUATION = /[!-\/:-@\[-`{-~]/;  // ASCII punctuation: what a backslash can escape
+
+  function tokens(text) {
+    var list = [];
+    for (var i = 0; i < text.length; i++) {
+      var c = text.charAt(i);
+      if (c === "\\" && i + 1 < text.length && PUNCTUATION.test(text.charAt(i + 1))) {
+        list.push({ c: text.charAt(++i), plain: true });
+      } else {
+        list.push({ c: c === "\n" ? " " : c, plain: false });
+      }
+    }
+    return list;
+  }
+
+  function isMark(list, i, c) {
+    return i >= 0 && i < list.length && !list[i].plain && list[i].c === c;
+  }
+
+  // The unescaped "c" after `from` and before `to`, or -1.
+  function findMark(list, from, to, c) {
+    for (var i = from; i < to; i++) if (isMark(list, i, c)) return i;
+    return -1;
+  }
+
+  // [text](http…) starting at the "[" at `open`: {close, end, url}, or null.
+  function linkAt(list, open, to) {
+    var depth = 0, close = -1;
+    for (var i = open + 1; i < to && close < 0; i++) {
+      if (isMark(list, i, "[")) depth++;
+      else if (isMark(list, i, "]")) { if (depth === 0) close = i; else depth--; }
+    }
+    if (close <= open + 1 || !isMark(list, close + 1, "(")) return null;
+    var url = "";
+    for (var j = close + 2; j < to; j++) {
+      if (isMark(list, j, ")")) {
+        return /^https?:\/\/[^\s]+$/i.test(url) ? { close: close, end: j + 1, url: url } : null;
+      }
+      if (/\s/.test(list[j].c)) return null;
+      url += list[j].c;
+    }
+    return null;
+  }
+
+  function inline(list, from, to, inLink) {
+    var html = "";
+    var i = from;
+    while (i < to) {
+      if (isMark(list, i, "[") && !inLink) {
+        var link = linkAt(list, i, to);
+        if (link) {
+          html += '<a href="' + escapeHtml(link.url) + '" target="_blank" rel="noopener noreferrer">' +
+            inline(list, i + 1, link.close, true) + "</a>";
+          i = link.end;
+          continue;
+        }
+      }
+      if (isMark(list, i, "*") && isMark(list, i + 1, "*")) {
+        var star = findMark(list, i + 3, to, "*");
+        if (star > 0 && isMark(list, star + 1, "*")) {
+          html += "<strong>" + inline(list, i + 2, star, inLink) + "</strong>";
+          i = star + 2;
+          continue;
+        }
+      }
+      if (isMark(list, i, "_") && (i === from || /[\s(*]/.test(list[i - 1].c))) {
+        var under = findMark(list, i + 2, to, "_");
+        if (under > 0 && (under + 1 === to || /[\s).,!?*]/.test(list[under + 1].c))) {
+          html += "<em>" + inline(list, i + 1, under, inLink) + "</em>";
+          i = under + 1;
+          continue;
+        }
+      }
+      html += escapeHtml(list[i].c);
+      i++;
+    }
     return html;
+  }
+
+  function markdown(text) {
+    // Paragraphs: a blank line; a single line break is a space, as in Teams.
+    return text.split(/\n{2,}/).map(function (paragraph) {
+      var list = tokens(paragraph);
+      return inline(list, 0, list.length, false);
+    }).join("<br><br>");
   }
 
   function adaptiveCards(root) {
@@ -216,6 +320,7 @@
   function enhance(root) {
     localTimes(root);
     copyButtons(root);
+    revealButtons(root);
     multiValue(root);
     adaptiveCards(root);
   }
