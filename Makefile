@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
 
-.PHONY: run test lint typecheck unit install install-dev clean
+.PHONY: run test lint typecheck unit install install-dev clean bench bench-quick
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,13 @@ $(BIN)/.installed-dev: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(BIN)/.installed $@
+
+# The bench extra (baselines, profiler) goes beside the service's own install; `make run`
+# and its stamp are left alone.
+$(BIN)/.installed-bench: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[bench]'
+	touch $@
 
 install: $(BIN)/.installed
 install-dev: $(BIN)/.installed-dev
@@ -31,6 +38,18 @@ lint: $(BIN)/.installed-dev
 
 test: lint
 	$(BIN)/pytest
+
+# Benchmarks report figures beside same-run baselines; they never fail on a slow machine.
+# PROFILE=1 also records py-spy profiles of the service (bench/results/profile-*.md).
+BENCH_FLAGS = $(if $(filter 1 yes true,$(PROFILE)),--profile)
+
+bench: $(BIN)/.installed-bench
+	bash bench/prepare.sh
+	$(BIN)/python -m bench.run $(BENCH_FLAGS)
+
+bench-quick: $(BIN)/.installed-bench
+	bash bench/prepare.sh
+	$(BIN)/python -m bench.run --quick $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -118,6 +118,22 @@ def time_claims(db: Database, rounds: int) -> tuple[list[float], int]:
     return timings, taken
 
 
+def claim_median_ms(finished: int, rounds: int = 20) -> float:
+    """For scaling: the median claim time on a fresh PostgreSQL database beside `finished`
+    finished deliveries (0 for an empty log), with the service's indexes."""
+    from bench import common
+
+    with common.fresh_database("postgresql") as url:
+        upgrade(url)
+        settings = load_settings(_env_file=None, database_url=url, encryption_keys=KEY)
+        db = Database(settings)
+        fill(db, finished)
+        timings, taken = time_claims(db, rounds)
+        db.dispose()
+    assert taken == 100, taken
+    return round(statistics.median(timings), 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database", help="a PostgreSQL server URL (default: SQLite)")
