@@ -3,6 +3,8 @@
 It answers like a Workflows webhook (202, empty body) on paths containing `/workflows/` and
 like a legacy connector (200, body `1`) elsewhere, unless told otherwise: scripted answers
 (any status, body, headers, or a delay past the client's timeout) are taken in order per path.
+An answer can also quote the request's own URL back, in the forms receivers have been seen to
+use (whole, without scheme, without host, percent-encoded), to test that nothing stores it.
 It records every request with its arrival time, so tests can check order, rate and content.
 `ticketmate dev teams-sink` runs one and prints each card as it arrives.
 """
@@ -11,22 +13,44 @@ from __future__ import annotations
 
 import asyncio
 import json
+import string
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
 
 @dataclass(frozen=True)
 class Answer:
+    """One scripted answer. With `echo`, `body` is a template quoting the request's URL:
+    $url (whole), $authority (host:port), $target (path and query), $path, $query,
+    $url_encoded and $url_encoded_twice (percent-encoded once or twice)."""
+
     status: int = 200
     body: str = "1"
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
+    echo: bool = False
+
+    def body_for(self, authority: str, target: str) -> str:
+        if not self.echo:
+            return self.body
+        url = f"http://{authority}{target}"
+        path, _, query = target.partition("?")
+        return string.Template(self.body).safe_substitute(
+            url=url,
+            authority=authority,
+            target=target,
+            path=path,
+            query=query,
+            url_encoded=quote(url, safe=""),
+            url_encoded_twice=quote(quote(url, safe=""), safe=""),
+        )
 
 
 WORKFLOWS_OK = Answer(202, "")
@@ -129,7 +153,9 @@ class TeamsSink:
             self.on_receive(record)
         if answer.delay_seconds:
             await asyncio.sleep(answer.delay_seconds)
-        return web.Response(status=answer.status, text=answer.body, headers=answer.headers)
+        # raw_path is the path and query exactly as they arrived, before any decoding.
+        text = answer.body_for(request.host, request.raw_path)
+        return web.Response(status=answer.status, text=text, headers=answer.headers)
 
     def _app(self) -> web.Application:
         app = web.Application(client_max_size=4 * 1024 * 1024)

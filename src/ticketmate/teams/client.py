@@ -5,6 +5,8 @@ Teams answers differently by URL kind (see the README's delivery section):
 - Legacy Office 365 connectors: 200 with body `1` means posted, but errors also come back as
   200 with an error text (`... returned HTTP error 429 ...`), which must count as that error.
 Every request is sent as given: no redirects are followed, and the total time is capped.
+Nothing of Teams' answer leaves this module unscrubbed (teams/scrubbing.py): the excerpt and
+every message quoting the answer are built from the answer with the webhook's secrets removed.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from typing import Literal
 import aiohttp
 import yarl
 
+from ticketmate.teams.scrubbing import NO_SECRETS, WebhookSecrets
+from ticketmate.teams.scrubbing import scrub as scrub_secrets
+
 Outcome = Literal["delivered", "retry", "dead_letter"]
 
-EXCERPT_BYTES = 2048
-_READ_LIMIT = 16 * 1024
-_URL = re.compile(r"(?i)\b(?:https?|wss?)://[^\s\"'<>]+")
+EXCERPT_BYTES = 2048  # kept of an answer, per attempt
+READ_BYTES = 16 * 1024  # read of an answer: enough to classify it; the rest is not read
 _EMBEDDED_STATUS = re.compile(r"(?i)(?:HTTP error|status code|statuscode)\D{0,5}(\d{3})")
 _ERROR_WORDS = re.compile(r"(?i)\b(error|failed|failure|exception|throttl)")
 
@@ -48,12 +52,14 @@ class TeamsAnswer:
 
 
 def scrub(text: str) -> str:
-    """Remove every URL: a Teams answer may quote the webhook URL, which is a secret."""
-    return _URL.sub("[url removed]", text)
+    """Remove anything shaped like a URL, a Teams webhook path or a signature."""
+    return scrub_secrets(text)
 
 
-def excerpt_of(body: bytes) -> str:
-    return scrub(body[:EXCERPT_BYTES].decode("utf-8", errors="replace"))[:EXCERPT_BYTES]
+def excerpt_of(scrubbed: str) -> str:
+    """The first EXCERPT_BYTES of an answer that has already been scrubbed whole: cutting
+    first could leave the beginning of a secret that the scrub then no longer recognises."""
+    return scrubbed.encode("utf-8")[:EXCERPT_BYTES].decode("utf-8", errors="ignore")
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -83,10 +89,22 @@ def classify(
     *,
     retry_after: str | None = None,
     latency_ms: int = 0,
+    webhook_url: str | None = None,
+    cut_short: bool = False,
 ) -> TeamsAnswer:
-    """Turn Teams' HTTP answer into an outcome and a sentence an administrator can act on."""
-    text = body.decode("utf-8", errors="replace").strip()
-    excerpt = excerpt_of(body)
+    """Turn Teams' HTTP answer into an outcome and a sentence an administrator can act on.
+
+    `webhook_url` is the URL the answer came from: its secret parts are scrubbed from all that
+    is kept of the answer. `cut_short`: `body` is only the beginning of a longer answer.
+    """
+    raw = body.decode("utf-8", errors="replace")
+    text = raw.strip()  # read to classify, never kept
+    secrets = NO_SECRETS
+    if webhook_url and text not in ("", "1"):
+        secrets = WebhookSecrets(webhook_url)
+    shown = scrub_secrets(raw, secrets, cut_short=cut_short)
+    excerpt = excerpt_of(shown)
+    shown = shown.strip()
     wait = parse_retry_after(retry_after)
 
     def answer(outcome: Outcome, kind: str | None, message: str, **extra: object) -> TeamsAnswer:
@@ -105,7 +123,7 @@ def classify(
         if text in ("1", ""):
             return answer("delivered", None, "Teams posted the card to the channel.")
         if _ERROR_WORDS.search(text):
-            return _error_in_body(status, text, excerpt, latency_ms, wait)
+            return _error_in_body(status, text, shown, excerpt, latency_ms, wait)
         return answer("delivered", None, "Teams accepted the card (HTTP 200).")
     if status == 202:
         return answer(
@@ -116,17 +134,18 @@ def classify(
         )
     if 200 <= status < 300:
         return answer("delivered", None, f"Teams accepted the card (HTTP {status}).")
-    return _error_status(status, text, excerpt, latency_ms, wait)
+    return _error_status(status, text, shown, excerpt, latency_ms, wait)
 
 
 def _error_in_body(
-    status: int, text: str, excerpt: str, latency_ms: int, wait: float | None
+    status: int, text: str, shown: str, excerpt: str, latency_ms: int, wait: float | None
 ) -> TeamsAnswer:
     # A connector's 200 carrying an error is that error: classify by the status it quotes.
+    # `text` is the answer as it came, to classify; `shown` the scrubbed one, to quote.
     embedded = _EMBEDDED_STATUS.search(text)
-    quoted = _quote(scrub(text))
+    quoted = _quote(shown)
     if embedded:
-        inner = _error_status(int(embedded.group(1)), text, excerpt, latency_ms, wait)
+        inner = _error_status(int(embedded.group(1)), text, shown, excerpt, latency_ms, wait)
         return TeamsAnswer(
             inner.outcome,
             status,
@@ -149,7 +168,7 @@ def _error_in_body(
 
 
 def _error_status(
-    status: int, text: str, excerpt: str, latency_ms: int, wait: float | None
+    status: int, text: str, shown: str, excerpt: str, latency_ms: int, wait: float | None
 ) -> TeamsAnswer:
     def make(outcome: Outcome, kind: str, message: str, removed: bool = False) -> TeamsAnswer:
         return TeamsAnswer(
@@ -163,7 +182,7 @@ def _error_status(
             removed=removed,
         )
 
-    detail = f" Teams said: “{_quote(scrub(text))}”." if text else ""
+    detail = f" Teams said: “{_quote(shown)}”." if shown else ""
     if status == 429:
         return make(
             "retry",
@@ -239,12 +258,14 @@ async def post_message(
             allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=timeout_seconds),
         ) as response:
-            payload = await response.content.read(_READ_LIMIT)
+            payload = await _read_answer(response)
             return classify(
                 response.status,
                 payload,
                 retry_after=response.headers.get("Retry-After"),
                 latency_ms=elapsed(),
+                webhook_url=url,
+                cut_short=len(payload) >= READ_BYTES,
             )
     except TimeoutError:
         return TeamsAnswer(
@@ -260,7 +281,7 @@ async def post_message(
             None,
             elapsed(),
             "connect",
-            f"Could not connect to Teams ({_connect_reason(exc)}).",
+            f"Could not connect to Teams ({_connect_reason(exc, url)}).",
         )
     except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
         return TeamsAnswer(
@@ -272,7 +293,20 @@ async def post_message(
         )
 
 
-def _connect_reason(exc: aiohttp.ClientConnectorError) -> str:
+async def _read_answer(response: aiohttp.ClientResponse) -> bytes:
+    """Up to READ_BYTES bytes of the answer. One read() returns what has arrived so far,
+    which may be less: read on, so that what is scrubbed is all that is kept."""
+    payload = b""
+    while len(payload) < READ_BYTES:
+        chunk = await response.content.read(READ_BYTES - len(payload))
+        if not chunk:
+            break
+        payload += chunk
+    return payload
+
+
+def _connect_reason(exc: aiohttp.ClientConnectorError, url: str) -> str:
     # aiohttp's message names host and port only, never the path or query (the secret part),
     # but scrub anyway.
-    return scrub(str(exc.os_error.strerror or exc.os_error) if exc.os_error else "no route")
+    reason = str(exc.os_error.strerror or exc.os_error) if exc.os_error else "no route"
+    return scrub_secrets(reason, WebhookSecrets(url))
