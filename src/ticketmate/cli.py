@@ -5,26 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from sqlalchemy.exc import OperationalError
 
 from ticketmate.accounts.service import (
-    AccountError,
     create_api_token,
     ensure_user,
     get_user_by_email,
     set_membership,
 )
-from ticketmate.config import ConfigError, Settings, load_settings
+from ticketmate.cli_support import cli_errors, fail, settings, with_services
+from ticketmate.config import ConfigError
 from ticketmate.errors import CommandError
-from ticketmate.security.crypto import DecryptionError
 from ticketmate.state import Services
 from ticketmate.workspaces.service import (
-    WorkspaceError,
     create_workspace,
     get_by_slug,
     jira_credentials,
@@ -66,38 +61,6 @@ def _add_part_commands() -> None:
 
 _add_part_commands()
 
-T = TypeVar("T")
-
-
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
-
-
-@contextmanager
-def cli_errors() -> Iterator[None]:
-    try:
-        yield
-    except (ConfigError, CommandError, AccountError, WorkspaceError, DecryptionError) as exc:
-        raise fail(str(exc)) from None
-    except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
-        raise fail(f"the database cannot be used: {reason}") from None
-
-
-def settings() -> Settings:
-    return load_settings()
-
-
-def with_services(action: Callable[[Services], T]) -> T:
-    from ticketmate.app import build_services
-
-    svc = build_services(settings())
-    try:
-        return action(svc)
-    finally:
-        svc.db.dispose()
-
 
 @app.command()
 def serve(
@@ -135,7 +98,17 @@ def serve(
         typer.echo("")
     typer.echo(f"Serving on {config.base_url} (Ctrl+C to stop)")
     application = create_app(config, services=svc, background=background_parts(not no_worker))
-    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
+    # uvloop and httptools are dependencies: named here so that uvicorn never falls back to
+    # asyncio's loop and h11 (about half the throughput) without saying so.
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+    )
 
 
 @db_app.command("upgrade")

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     key_file: Path = Path("var/encryption.key")
     worker_poll_seconds: float = 5.0
     delivery_timeout_seconds: float = 8.0
+    # How long a worker's hold on a channel and its in-flight deliveries lasts without being
+    # renewed (after a crash: how long until they are sent again). Unset: computed from the
+    # delivery timeout.
+    delivery_lease_seconds: float | None = None
     allow_loopback_webhooks: bool = False
     base_url: str = "http://127.0.0.1:8000"
     retention_days: int = 30
@@ -88,6 +92,13 @@ class Settings(BaseSettings):
     def _positive_int(cls, value: int) -> int:
         if value <= 0:
             raise ValueError("must be a positive whole number")
+        return value
+
+    @field_validator("delivery_lease_seconds")
+    @classmethod
+    def _positive_lease(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError("must be a positive number")
         return value
 
     @field_validator("database_url")

@@ -143,6 +143,10 @@ def test_setup_guide_click_by_click(page: Page, service: Service, sink: TeamsSin
     expect(kt).to_contain_text("KT")
     expect(page.locator("tr", has_text="TES-41").first).to_contain_text("Matched")
     screenshot(page, "08-recent-jira-events")
+    # Why not? works the reasons out when asked, as the subscriptions are now.
+    kt.get_by_role("link", name="Why not?").click()
+    expect(page.locator("table.explanations")).to_contain_text("project KT not in [TES]")
+    page.go_back()
 
     # The channel fails: a 500 is retried later, then a 400 makes it a dead letter.
     sink.script(CHANNEL_PATH, Answer(500, "Internal Server Error"))

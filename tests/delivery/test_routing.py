@@ -1,22 +1,28 @@
-"""EventRouter: filters, one delivery per channel, and the reasons kept for the events list."""
+"""EventRouter: filters, one delivery per channel, and the reasons shown for the events list."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from tests.support.factories import MadeWorkspace, make_workspace
 from tests.support.teams import deliveries, event, make_subscription, make_webhook, store_and_route
 from ticketmate.dev.teams_sink import TeamsSink
 from ticketmate.models import JiraEventRecord
+from ticketmate.pagination import Page
+from ticketmate.routing.explanation import explain
 from ticketmate.state import Services
 
 
-def routing_of(svc: Services, event_id: str) -> dict[str, object]:
+def not_matched(svc: Services, event_id: str) -> list[dict[str, Any]]:
+    """The explanations of the subscriptions that did not take the event, as a person sees
+    them when opening it."""
     with svc.db.transaction() as session:
         record = session.get(JiraEventRecord, event_id)
         assert record is not None
-        assert record.routing is not None
-        return record.routing
+        assert record.matched_subscription_ids is not None
+        found = explain(session, record, Page(200, None))
+    return [item.as_json() for item in found.items if not item.matched_then]
 
 
 def test_one_delivery_per_channel_when_two_subscriptions_match(
@@ -61,8 +67,7 @@ def test_filters_and_within_or_across(
     event_id, count = store_and_route(svc, workspace.id, event(["issue_created"], priority="High"))
     assert count == 1
     assert [d.channel_name for d in deliveries(svc, workspace.id)] == ["bugs"]
-    routing = routing_of(svc, event_id)
-    [miss] = [m for m in routing["not_matched"] if m["channel_name"] == "eng"]  # type: ignore[union-attr, index]
+    [miss] = [m for m in not_matched(svc, event_id) if m["channel_name"] == "eng"]
     assert miss["reason"] == "priority High not in [Highest]"
 
 
@@ -74,7 +79,7 @@ def test_project_reason_reads_like_a_sentence(
     make_subscription(svc, workspace.id, hook, "comment_created")
     event_id, count = store_and_route(svc, workspace.id, event(["issue_created"]))
     assert count == 0
-    reasons = {m["event_type"]: m["reason"] for m in routing_of(svc, event_id)["not_matched"]}  # type: ignore[union-attr]
+    reasons = {m["event_type"]: m["reason"] for m in not_matched(svc, event_id)}
     assert reasons == {
         "issue_created": "project DEMO not in [OPS]",
         "comment_created": "listens for comment_created; this event is issue_created",
@@ -107,28 +112,28 @@ def test_disabled_subscription_or_webhook_routes_nothing(
     svc: Services, workspace: MadeWorkspace, sink: TeamsSink
 ) -> None:
     from ticketmate.audit.service import Actor
-    from ticketmate.teams import service as teams
+    from ticketmate.teams import webhooks
 
     hook = make_webhook(svc, workspace.id, "eng", sink.url("/workflows/eng"))
     make_subscription(svc, workspace.id, hook, "issue_created", enabled=False)
     event_id, count = store_and_route(svc, workspace.id, event(["issue_created"]))
     assert count == 0
-    assert routing_of(svc, event_id)["not_matched"][0]["reason"] == "the subscription is disabled"  # type: ignore[index]
+    assert not_matched(svc, event_id)[0]["reason"] == "the subscription is disabled"
 
     make_subscription(svc, workspace.id, hook, "issue_created")
     with svc.db.transaction() as session:
-        teams.update_webhook(
+        webhooks.update_webhook(
             session,
             svc.keyring,
             workspace.id,
             hook,
-            teams.WebhookUpdate(enabled=False),
+            webhooks.WebhookUpdate(enabled=False),
             allow_loopback=True,
             actor=Actor("user", None, "a@example.com"),
         )
     event_id, count = store_and_route(svc, workspace.id, event(["issue_created"]))
     assert count == 0
-    reasons = {m["reason"] for m in routing_of(svc, event_id)["not_matched"]}  # type: ignore[union-attr]
+    reasons = {m["reason"] for m in not_matched(svc, event_id)}
     assert "the webhook eng is disabled" in reasons
 
 

@@ -290,7 +290,7 @@ def test_deliveries_of_a_disabled_subscription_or_deleted_webhook_are_skipped(
     svc: Services, workspace: MadeWorkspace, sink: TeamsSink
 ) -> None:
     from tests.support.teams import ADMIN
-    from ticketmate.teams import service as teams
+    from ticketmate.teams import subscriptions, webhooks
 
     first = make_webhook(svc, workspace.id, "first", sink.url("/workflows/first"))
     sub = make_subscription(svc, workspace.id, first, "issue_created")
@@ -298,10 +298,10 @@ def test_deliveries_of_a_disabled_subscription_or_deleted_webhook_are_skipped(
     make_subscription(svc, workspace.id, second, "issue_created")
     store_and_route(svc, workspace.id, event(["issue_created"]))
     with svc.db.transaction() as session:
-        teams.update_subscription(
-            session, workspace.id, sub, teams.SubscriptionUpdate(enabled=False), actor=ADMIN
+        subscriptions.update_subscription(
+            session, workspace.id, sub, subscriptions.SubscriptionUpdate(enabled=False), actor=ADMIN
         )
-        teams.delete_webhook(session, workspace.id, second, cascade=True, actor=ADMIN)
+        webhooks.delete_webhook(session, workspace.id, second, cascade=True, actor=ADMIN)
     drain(svc)
     assert sink.received() == []
     reasons = {d.channel_name: (d.status, d.last_error) for d in deliveries(svc, workspace.id)}

@@ -27,12 +27,18 @@ from tests.jira.support import (
 )
 from tests.support.factories import MadeWorkspace, make_workspace
 from ticketmate.errors import ApiError
-from ticketmate.jira import hooks, intake
+from ticketmate.jira import intake, intake_writer
+from ticketmate.jira import service as jira_events
 from ticketmate.jira.signature import body_signature
 from ticketmate.state import Services
 
 MM = "mattermost_mattermost-plugin-jira__"
 CREATED = f"{MM}issue-created.json"
+
+
+def delivery_ids(svc: Services, event_id: str) -> list[str]:
+    with svc.db.transaction() as session:
+        return jira_events.delivery_ids(session, [event_id])[event_id]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,7 +498,8 @@ def test_routing_runs_in_the_storing_transaction_for_routed_events_only(
 ) -> None:
     response = post_signed(client, workspace, payload(f"{MM}issue-updated-priority-raised.json"))
     assert response.json()["deliveries"] == 2
-    assert routing.in_transaction == [True]
+    # Stored with the event, in its transaction: the event's deliveries are there on 202.
+    assert len(delivery_ids(svc, response.json()["event_id"])) == 2
     event_id, envelope = routing.calls[0]
     assert event_id == response.json()["event_id"]
     assert [t.value for t in envelope.event_types] == ["issue_updated", "priority_changed"]
@@ -519,8 +526,8 @@ def test_a_routing_failure_keeps_the_event(
     def broken(*_args: object) -> int:
         raise RuntimeError("bug in the router")
 
-    monkeypatch.setattr(hooks, "route_event", broken)
-    with caplog.at_level(logging.ERROR, logger="ticketmate.jira.intake"):
+    monkeypatch.setattr(intake_writer, "plan_deliveries", broken)
+    with caplog.at_level(logging.ERROR, logger="ticketmate.jira.intake_writer"):
         response = post_signed(client, workspace, payload(CREATED))
     assert response.status_code == 202, response.text
     assert response.json()["deliveries"] == 0
@@ -532,13 +539,14 @@ def test_a_routing_failure_keeps_the_event(
 
 
 def test_a_database_outage_is_503_so_jira_retries(
-    client: TestClient, workspace: MadeWorkspace, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, svc: Services, workspace: MadeWorkspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def outage(*_args: object) -> object:
+    async def outage(*_args: object) -> object:
         raise OperationalError("INSERT", {}, Exception("server closed the connection"))
 
-    monkeypatch.setattr(intake, "_store_and_route", outage)
+    monkeypatch.setattr(intake_writer, "_insert", outage)
     assert_error(post_signed(client, workspace, payload(CREATED)), 503, "unavailable")
+    assert all_stored(svc) == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -515,7 +515,7 @@ def test_occurred_at(timestamp: object, expected: datetime | None) -> None:
         ("https://x.atlassian.net/rest/api/2/10021", "https://x.atlassian.net"),
         ("https://jira.example.ru/jira/rest/api/2/issue/1", "https://jira.example.ru/jira"),
         ("http://host:8080/rest/api/2/issue/1", "http://host:8080"),
-        ("https://user:pw@host/rest/api/2/issue/1", "https://host"),
+        ("https://user:pw@host/rest/api/2/issue/1", None),  # never a link with credentials
         ("javascript:alert(1)", None),
         ("not a url", None),
         ("http://[::1", None),

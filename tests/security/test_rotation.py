@@ -18,7 +18,7 @@ from ticketmate.models import AuditEntry, TeamsWebhook, Workspace
 from ticketmate.security.crypto import Keyring, key_id_of
 from ticketmate.security.rotation import RotationError, rotate, rows_to_examine
 from ticketmate.state import Services
-from ticketmate.teams import service as teams
+from ticketmate.teams import webhooks as tm_webhooks
 from ticketmate.workspaces.service import jira_credentials
 
 NEW_KEY = os.urandom(32)
@@ -49,11 +49,11 @@ def populate(svc: Services) -> dict[str, str]:
     urls = {}
     with svc.db.transaction() as session:
         for n, url in enumerate(URLS):
-            webhook = teams.create_webhook(
+            webhook = tm_webhooks.create_webhook(
                 session,
                 old_ring(svc),
                 acme.id if n % 2 else globex.id,
-                teams.WebhookCreate(channel_name=f"#c{n}", url=url),
+                tm_webhooks.WebhookCreate(channel_name=f"#c{n}", url=url),
                 allow_loopback=False,
                 actor=ADMIN,
             )
@@ -91,7 +91,7 @@ def test_interrupted_rotation_resumes_and_finishes(svc: Services) -> None:
 
     # Meanwhile the service keeps working with the mixed state: every secret still decrypts.
     for webhook in webhooks(svc):
-        assert teams.decrypt_webhook_url(ring, webhook) == urls[webhook.id]
+        assert tm_webhooks.decrypt_webhook_url(ring, webhook) == urls[webhook.id]
 
     progress: list[int] = []
     report = rotate(svc.db, ring, batch_size=2, progress=progress.append)
@@ -103,8 +103,8 @@ def test_interrupted_rotation_resumes_and_finishes(svc: Services) -> None:
 
     # The old key can go now.
     for webhook in webhooks(svc):
-        assert teams.decrypt_webhook_url(only_new(), webhook) == urls[webhook.id]
-        assert webhook.url_digest == teams.url_digest(only_new(), urls[webhook.id])
+        assert tm_webhooks.decrypt_webhook_url(only_new(), webhook) == urls[webhook.id]
+        assert webhook.url_digest == tm_webhooks.url_digest(only_new(), urls[webhook.id])
     after = {w.slug: jira_credentials(only_new(), w) for w in workspaces(svc)}
     assert after == before
 
@@ -150,12 +150,12 @@ def test_duplicates_are_found_after_rotation(svc: Services) -> None:
     populate(svc)
     rotate(svc.db, new_ring(svc))
     acme = next(w for w in workspaces(svc) if w.slug == "globex")
-    with svc.db.transaction() as session, pytest.raises(teams.TeamsError) as caught:
-        teams.create_webhook(
+    with svc.db.transaction() as session, pytest.raises(tm_webhooks.TeamsError) as caught:
+        tm_webhooks.create_webhook(
             session,
             only_new(),
             acme.id,
-            teams.WebhookCreate(channel_name="#again", url=U.LOGIC_APPS),
+            tm_webhooks.WebhookCreate(channel_name="#again", url=U.LOGIC_APPS),
             allow_loopback=False,
             actor=ADMIN,
         )
@@ -215,7 +215,7 @@ def test_keys_generate_and_rotate_from_the_command_line(
     assert key_ids(svc) == ["k2026"] * 9
     ring = Keyring([("k2026", base64.b64decode(encoded))])
     for webhook in webhooks(svc):
-        assert teams.decrypt_webhook_url(ring, webhook) == urls[webhook.id]
+        assert tm_webhooks.decrypt_webhook_url(ring, webhook) == urls[webhook.id]
 
     rerun = run_cli(["keys", "rotate"], env, tmp_path)
     assert rerun.returncode == 0, rerun.stderr

@@ -13,7 +13,7 @@ from ticketmate.jira.events import JiraEvent
 from ticketmate.models import IntegrationDelivery, JiraEventRecord
 from ticketmate.routing.router import route_event
 from ticketmate.state import Services
-from ticketmate.teams import service as teams
+from ticketmate.teams import subscriptions, webhooks
 from ticketmate.timeutil import utcnow
 
 ADMIN = Actor("user", None, "admin@example.com")
@@ -21,11 +21,11 @@ ADMIN = Actor("user", None, "admin@example.com")
 
 def make_webhook(svc: Services, workspace_id: str, channel_name: str, url: str) -> str:
     with svc.db.transaction() as session:
-        webhook = teams.create_webhook(
+        webhook = webhooks.create_webhook(
             session,
             svc.keyring,
             workspace_id,
-            teams.WebhookCreate(channel_name=channel_name, url=url),
+            webhooks.WebhookCreate(channel_name=channel_name, url=url),
             allow_loopback=True,
             actor=ADMIN,
         )
@@ -41,14 +41,14 @@ def make_subscription(
     **filters: list[str],
 ) -> str:
     with svc.db.transaction() as session:
-        subscription, _ = teams.create_subscription(
+        subscription, _ = subscriptions.create_subscription(
             session,
             workspace_id,
-            teams.SubscriptionCreate(
+            subscriptions.SubscriptionCreate(
                 event_type=event_type,
                 webhook_id=webhook_id,
                 enabled=enabled,
-                filters=teams.SubscriptionFilters(**filters),
+                filters=subscriptions.SubscriptionFilters(**filters),
             ),
             actor=ADMIN,
         )

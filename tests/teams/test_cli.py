@@ -13,7 +13,7 @@ from tests.support.processes import cli_env, run_cli
 from tests.teams.helpers import People
 from ticketmate.models import AuditEntry, TeamsWebhook
 from ticketmate.state import Services
-from ticketmate.teams.service import decrypt_webhook_url
+from ticketmate.teams.webhooks import decrypt_webhook_url
 
 
 @pytest.fixture

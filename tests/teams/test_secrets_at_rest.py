@@ -20,18 +20,18 @@ from ticketmate.dev.teams_sink import TeamsSink
 from ticketmate.models import AuditEntry, Base, TeamsWebhook
 from ticketmate.security.crypto import DecryptionError, Keyring, key_id_of
 from ticketmate.state import Services
-from ticketmate.teams import service as teams
+from ticketmate.teams import webhooks
 
 ADMIN = Actor("user", None, "ops@acme.test")
 
 
 def create(svc: Services, workspace_id: str, url: str, name: str = "#eng") -> TeamsWebhook:
     with svc.db.transaction() as session:
-        return teams.create_webhook(
+        return webhooks.create_webhook(
             session,
             svc.keyring,
             workspace_id,
-            teams.WebhookCreate(channel_name=name, url=url),
+            webhooks.WebhookCreate(channel_name=name, url=url),
             allow_loopback=True,
             actor=ADMIN,
         )
@@ -50,9 +50,9 @@ def test_round_trip_through_the_service(svc: Services, people: People) -> None:
         row = load(svc, webhook.id)
         assert key_id_of(row.url_ciphertext) == svc.keyring.primary_kid
         assert url.encode() not in row.url_ciphertext
-        assert teams.decrypt_webhook_url(svc.keyring, row) == url
-        assert row.url_digest == teams.url_digest(svc.keyring, url)
-        assert row.url_digest != teams.url_digest(Keyring([("other", b"k" * 32)]), url)
+        assert webhooks.decrypt_webhook_url(svc.keyring, row) == url
+        assert row.url_digest == webhooks.url_digest(svc.keyring, url)
+        assert row.url_digest != webhooks.url_digest(Keyring([("other", b"k" * 32)]), url)
 
 
 def test_same_url_encrypts_differently_in_two_workspaces(svc: Services, people: People) -> None:
@@ -77,7 +77,7 @@ def test_a_tampered_ciphertext_is_a_clear_error_never_a_wrong_url(
                 .values(url_ciphertext=bytes(blob))
             )
         with pytest.raises(DecryptionError, match="altered"):
-            teams.decrypt_webhook_url(svc.keyring, load(svc, webhook.id))
+            webhooks.decrypt_webhook_url(svc.keyring, load(svc, webhook.id))
 
 
 def test_a_ciphertext_copied_to_another_row_does_not_decrypt(svc: Services, people: People) -> None:
@@ -90,16 +90,16 @@ def test_a_ciphertext_copied_to_another_row_does_not_decrypt(svc: Services, peop
             .values(url_ciphertext=load(svc, first.id).url_ciphertext)
         )
     with pytest.raises(DecryptionError):
-        teams.decrypt_webhook_url(svc.keyring, load(svc, second.id))
+        webhooks.decrypt_webhook_url(svc.keyring, load(svc, second.id))
 
 
 def test_a_wrong_key_is_a_clear_error(svc: Services, people: People) -> None:
     webhook = load(svc, create(svc, people.acme.id, U.LOGIC_APPS).id)
     kid = svc.keyring.primary_kid
     with pytest.raises(DecryptionError, match=f"key '{kid}'"):
-        teams.decrypt_webhook_url(Keyring([(kid, b"w" * 32)]), webhook)
+        webhooks.decrypt_webhook_url(Keyring([(kid, b"w" * 32)]), webhook)
     with pytest.raises(DecryptionError, match="not configured"):
-        teams.decrypt_webhook_url(Keyring([("elsewhere", b"w" * 32)]), webhook)
+        webhooks.decrypt_webhook_url(Keyring([("elsewhere", b"w" * 32)]), webhook)
 
 
 def scan_rows(svc: Services, needles: list[str]) -> list[str]:
@@ -214,11 +214,11 @@ def test_digest_finds_duplicates_across_keys_before_rotation(svc: Services, peop
     create(svc, people.acme.id, U.CONNECTOR, "#old")
     rotated = Keyring([("fresh", b"f" * 32), *svc.settings.configured_keys])
     with svc.db.transaction() as session, pytest.raises(ApiError) as caught:
-        teams.create_webhook(
+        webhooks.create_webhook(
             session,
             rotated,
             people.acme.id,
-            teams.WebhookCreate(channel_name="#new", url=U.CONNECTOR),
+            webhooks.WebhookCreate(channel_name="#new", url=U.CONNECTOR),
             allow_loopback=False,
             actor=ADMIN,
         )

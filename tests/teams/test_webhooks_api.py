@@ -12,7 +12,7 @@ from tests.support.web import sign_in
 from tests.teams.helpers import BASE, People, add_subscription, add_webhook, assert_error
 from ticketmate.models import AuditEntry, TeamsWebhook
 from ticketmate.state import Services
-from ticketmate.teams.service import decrypt_webhook_url
+from ticketmate.teams.webhooks import decrypt_webhook_url
 
 READ_FIELDS = {
     "id",

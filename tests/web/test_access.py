@@ -33,6 +33,7 @@ GET_PAGES = [
     f"{T}/deliveries",
     f"{T}/deliveries/{ID}",
     f"{T}/events",
+    f"{T}/events/{ID}",
     "/w/acme/security/audit-log",
     "/w/acme/security/audit-log/verify",
     "/w/acme/admin/anything/else",

@@ -199,26 +199,80 @@ def test_retry_all_dead_letters_asks_then_requeues(
     assert "dead_letter" not in {d.status for d in deliveries(svc, people.acme.id)}
 
 
+def _row(page: str, key: str) -> str:
+    row = re.search(rf'<tr id="event-[^"]+">(?:(?!</tr>).)*{key}(?:(?!</tr>).)*</tr>', page, re.S)
+    assert row, key
+    return html.unescape(row.group(0))
+
+
+def _words(row: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", row).split())
+
+
+def _why_not(row: str) -> str:
+    link = re.search(r'href="([^"]+)" class="why-not"', row)
+    assert link, row
+    return link.group(1)
+
+
 def test_recent_jira_events_say_what_matched_and_why_not(
     admin: Browser, svc: Services, people: People, log: Log
 ) -> None:
     store_and_route(svc, people.acme.id, event(["status_changed"], key="DEMO-9", status="Done"))
     page = admin.client.get(f"{T}/events").text
     assert ">Recent Jira events</a>" in page
-    row = re.search(r'<tr id="event-[^"]+">(?:(?!</tr>).)*DEMO-1(?:(?!</tr>).)*</tr>', page, re.S)
-    assert row
-    text = html.unescape(row.group(0))
+    text = _row(page, "DEMO-1")
     assert "✔ Matched: Issue Created → “#eng”" in text
-    assert "✘ Not matched: Issue Created → “#ops”:" in text
-    assert "OPS" in text  # the reason names the project filter
+    assert "✘ Not matched: 1 other subscription · Why not?" in _words(text)
     assert "Delivery 1</a>" in text
-    changed = re.search(
-        r'<tr id="event-[^"]+">(?:(?!</tr>).)*DEMO-9(?:(?!</tr>).)*</tr>', page, re.S
+
+    # The reasons are worked out when the event is opened, as a plain link (no JavaScript).
+    reasons = admin.client.get(_why_not(text))
+    assert reasons.status_code == 200
+    shown = _words(html.unescape(reasons.text))
+    assert "1 subscription took this event when it arrived; 1 did not." in shown
+    assert "Issue Created → “#ops” ✘ Not matched ✘ project DEMO not in [OPS]" in shown
+    assert "Issue Created → “#eng” ✔ Matched ✔ Would match" in shown
+
+    changed = _row(page, "DEMO-9")
+    assert "✘ Not matched: 2 other subscriptions" in _words(changed)
+    shown = html.unescape(admin.client.get(_why_not(changed)).text)
+    assert "listens for issue_created; this event is status_changed" in shown
+
+
+def test_an_events_reasons_come_in_pages(
+    admin: Browser, svc: Services, people: People, sink: TeamsSink
+) -> None:
+    hook = make_webhook(svc, people.acme.id, "#eng", sink.url("/workflows/eng"))
+    made = [
+        make_subscription(svc, people.acme.id, hook, "issue_created", projects=[f"P{n}"])
+        for n in range(60)
+    ]
+    event_id, _ = store_and_route(svc, people.acme.id, event(["issue_created"], key="DEMO-5"))
+    first = admin.client.get(f"{T}/events/{event_id}").text
+    ids = re.findall(r'<tr id="explanation-([^"]+)">', first)
+    assert ids == sorted(made)[:50]
+    after = re.search(r'<a href="([^"]+)">Next page →</a>', first)
+    assert after
+    second = admin.client.get(html.unescape(after.group(1))).text
+    assert re.findall(r'<tr id="explanation-([^"]+)">', second) == sorted(made)[50:]
+    assert "← First page" in second
+    assert admin.client.get(f"{T}/events/{event_id}?cursor=%25%25").status_code == 400
+    assert admin.client.get(f"{T}/events/nosuchevent").status_code == 404
+
+
+def test_an_ignored_event_says_it_was_not_routed(
+    admin: Browser, svc: Services, people: People
+) -> None:
+    from tests.jira.support import payload, post_signed
+
+    answer = post_signed(
+        admin.client, people.acme, payload("mobitel-ltd_jira-to-matrix__project-created.json")
     )
-    assert changed
-    assert "listens for issue_created; this event is status_changed" in html.unescape(
-        changed.group(0)
-    )
+    row = _row(admin.client.get(f"{T}/events").text, answer.json()["event_id"])
+    assert "Not routed." in row
+    shown = html.unescape(admin.client.get(f"{T}/events/{answer.json()['event_id']}").text)
+    assert "This event was ignored when it arrived: it was not routed" in shown
 
 
 def test_another_workspaces_delivery_is_not_found(

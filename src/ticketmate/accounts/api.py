@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from ticketmate.accounts.service import workspaces_of
+from ticketmate.errors import error_responses
 from ticketmate.security.auth import CurrentPrincipal
 from ticketmate.state import Services, services
 
@@ -26,7 +27,7 @@ class MeOut(BaseModel):
     workspaces: list[MembershipOut]
 
 
-@router.get("/me")
+@router.get("/me", responses=error_responses("unauthorized"))
 def me(principal: CurrentPrincipal, svc: Annotated[Services, Depends(services)]) -> MeOut:
     """The signed-in user and the role they have in each of their workspaces."""
     with svc.db.transaction() as session:

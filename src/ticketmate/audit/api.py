@@ -11,11 +11,12 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from ticketmate.audit.service import verify_chain
+from ticketmate.errors import LIST, WORKSPACE_READ, error_responses
 from ticketmate.models import AuditEntry
 from ticketmate.pagination import Page, PageParams, fetch_page
 from ticketmate.security.auth import WorkspaceAdmin
 from ticketmate.state import Services, services
-from ticketmate.timeutil import rfc3339
+from ticketmate.timeutil import Rfc3339Time, rfc3339
 
 router = APIRouter(prefix="/api/v1/workspaces/{slug}/audit-log", tags=["audit"])
 Svc = Annotated[Services, Depends(services)]
@@ -111,7 +112,7 @@ def list_entries(session: Session, query: Select[Any], page: Page) -> AuditList:
     return AuditList(items=[AuditEntryView.of(row[0]) for row in rows], next_cursor=next_cursor)
 
 
-@router.get("", summary="List the audit log")
+@router.get("", summary="List the audit log", responses=error_responses(*WORKSPACE_READ, *LIST))
 def audit_log(
     ctx: WorkspaceAdmin,
     svc: Svc,
@@ -129,10 +130,10 @@ def audit_log(
         Query(max_length=254, description="A user's e-mail or id, or `system`."),
     ] = None,
     since: Annotated[
-        datetime | None, Query(description="Entries at or after this time (RFC 3339).")
+        Rfc3339Time | None, Query(description="Entries at or after this time (RFC 3339).")
     ] = None,
     until: Annotated[
-        datetime | None, Query(description="Entries before this time (RFC 3339).")
+        Rfc3339Time | None, Query(description="Entries before this time (RFC 3339).")
     ] = None,
 ) -> AuditList:
     """Who did what and when in this workspace, newest first."""
@@ -141,7 +142,11 @@ def audit_log(
         return list_entries(session, query, page)
 
 
-@router.get("/verify", summary="Check the audit log's hash chain")
+@router.get(
+    "/verify",
+    summary="Check the audit log's hash chain",
+    responses=error_responses(*WORKSPACE_READ),
+)
 def verify(ctx: WorkspaceAdmin, svc: Svc) -> ChainVerdict:
     """`ok` when every entry matches its hash and links to the one before it; otherwise the
     first broken entry and what is wrong with it."""

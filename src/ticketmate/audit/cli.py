@@ -49,7 +49,7 @@ def verify(
 
     A chain holds when every entry matches its hash and links to the entry before it.
     """
-    from ticketmate.cli import cli_errors, with_services
+    from ticketmate.cli_support import cli_errors, with_services
 
     with cli_errors():
         results = with_services(lambda svc: verify_all(svc, workspace))

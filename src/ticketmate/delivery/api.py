@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,13 +11,20 @@ from pydantic import BaseModel, ConfigDict
 from ticketmate.audit.http import actor_of, request_info
 from ticketmate.delivery import service
 from ticketmate.delivery.embedded import wake_worker
-from ticketmate.errors import ApiError
+from ticketmate.errors import (
+    BODY,
+    LIST,
+    WORKSPACE_CHANGE,
+    WORKSPACE_READ,
+    ApiError,
+    error_responses,
+)
 from ticketmate.jira.events import EventType
 from ticketmate.models import DeliveryAttempt, IntegrationDelivery
 from ticketmate.pagination import PageParams
 from ticketmate.security.auth import WorkspaceAdmin
 from ticketmate.state import Services, services
-from ticketmate.timeutil import rfc3339, utcnow
+from ticketmate.timeutil import Rfc3339Time, rfc3339, utcnow
 
 router = APIRouter(prefix="/api/v1/workspaces/{slug}/teams/deliveries", tags=["delivery log"])
 
@@ -69,8 +75,8 @@ class BulkRetryIn(BaseModel):
 
     status: Literal["dead_letter", "skipped"] = "dead_letter"
     webhook_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Rfc3339Time | None = None
+    until: Rfc3339Time | None = None
 
 
 class BulkRetryOut(BaseModel):
@@ -126,7 +132,7 @@ def _not_found() -> ApiError:
 Svc = Annotated[Services, Depends(services)]
 
 
-@router.get("")
+@router.get("", responses=error_responses(*WORKSPACE_READ, *LIST))
 def list_deliveries(
     ctx: WorkspaceAdmin,
     svc: Svc,
@@ -134,8 +140,8 @@ def list_deliveries(
     status: Annotated[Status | None, Query()] = None,
     webhook_id: Annotated[str | None, Query(max_length=26)] = None,
     event_type: Annotated[EventType | None, Query()] = None,
-    since: Annotated[datetime | None, Query()] = None,
-    until: Annotated[datetime | None, Query()] = None,
+    since: Annotated[Rfc3339Time | None, Query()] = None,
+    until: Annotated[Rfc3339Time | None, Query()] = None,
 ) -> DeliveryListOut:
     """Deliveries to Teams, newest first."""
     f = service.DeliveryFilter(
@@ -146,7 +152,7 @@ def list_deliveries(
         return DeliveryListOut(items=[delivery_out(d) for d in items], next_cursor=next_cursor)
 
 
-@router.get("/{delivery_id}")
+@router.get("/{delivery_id}", responses=error_responses(*WORKSPACE_READ, "delivery_not_found"))
 def get_delivery(ctx: WorkspaceAdmin, svc: Svc, delivery_id: str) -> DeliveryDetailOut:
     """One delivery with every attempt and the exact message sent."""
     with svc.db.transaction() as session:
@@ -157,7 +163,11 @@ def get_delivery(ctx: WorkspaceAdmin, svc: Svc, delivery_id: str) -> DeliveryDet
         return detail_out(delivery, service.attempts_of(session, delivery.id))
 
 
-@router.post("/retry", status_code=202)
+@router.post(
+    "/retry",
+    status_code=202,
+    responses=error_responses(*WORKSPACE_CHANGE, *BODY, "not_retryable"),
+)
 def retry_bulk(ctx: WorkspaceAdmin, svc: Svc, body: BulkRetryIn, request: Request) -> BulkRetryOut:
     """Put every matching dead letter back in the queue (attempt history kept)."""
     try:
@@ -179,7 +189,11 @@ def retry_bulk(ctx: WorkspaceAdmin, svc: Svc, body: BulkRetryIn, request: Reques
     return BulkRetryOut(requeued=count)
 
 
-@router.post("/{delivery_id}/retry", status_code=202)
+@router.post(
+    "/{delivery_id}/retry",
+    status_code=202,
+    responses=error_responses(*WORKSPACE_CHANGE, "delivery_not_found", "not_retryable"),
+)
 def retry_one(ctx: WorkspaceAdmin, svc: Svc, delivery_id: str, request: Request) -> DeliveryOut:
     """Put one dead letter back in the queue now (attempt history kept)."""
     try:

@@ -20,7 +20,7 @@ app = typer.Typer(no_args_is_help=True)
 def run_worker(concurrency: int, once: bool, metrics_port: int | None = None) -> None:
     """Run a TeamsDeliveryWorker in this process until SIGTERM/SIGINT (or, with once, idle)."""
     from ticketmate.app import build_services
-    from ticketmate.cli import cli_errors, settings
+    from ticketmate.cli_support import cli_errors, settings
     from ticketmate.delivery.worker import TeamsDeliveryWorker
     from ticketmate.logging_setup import configure_logging
     from ticketmate.serve import require_schema_at_head
@@ -82,8 +82,7 @@ def retry(
     until: Annotated[str | None, typer.Option(help="Only deliveries queued before.")] = None,
 ) -> None:
     """Put dead letters back in the queue; their attempt history is kept."""
-    from ticketmate.cli import with_services
-    from ticketmate.teams.cli import CLI_REQUEST, acting_admin, command_errors
+    from ticketmate.cli_support import CLI_REQUEST, acting_admin, command_errors, with_services
 
     with command_errors():
         window = (_as_of(since, "--since"), _as_of(until, "--until"))
@@ -130,7 +129,7 @@ def purge(
     yes: Annotated[bool, typer.Option("--yes", help="Do it without asking.")] = False,
 ) -> None:
     """Delete dead letters (and their attempts) for good."""
-    from ticketmate.cli import cli_errors, with_services
+    from ticketmate.cli_support import cli_errors, with_services
     from ticketmate.workspaces.service import get_by_slug
 
     if not yes and not typer.confirm("Delete these dead letters for good?"):

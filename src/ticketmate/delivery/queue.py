@@ -1,17 +1,30 @@
-"""IntegrationDeliveryLog as a queue: claim a channel's lane, take its due deliveries, record
-what Teams answered. Each function is one short transaction's worth of work; none of them
-holds a transaction open across a request to Teams.
+"""IntegrationDeliveryLog as a queue: claim channel lanes with their first due deliveries,
+top a lane up, hand back what was not sent. Each function is one short transaction's worth of
+work; none of them holds a transaction open across a request to Teams. What Teams answered is
+recorded by the completion writer (delivery/completions.py), in batches.
 
-A channel (webhook) is a lane. One worker at a time holds a lane, under a lease, and sends its
-deliveries one after another in the order they were queued — which keeps Teams' per-channel
-rate limit and order across any number of workers. On PostgreSQL lanes are claimed with
-`FOR UPDATE SKIP LOCKED`; on SQLite the write transaction itself (BEGIN IMMEDIATE) is the lock.
+Guarantees kept here:
+- One holder per lane. A channel (webhook) is a lane; one worker at a time holds it, under a
+  lease, so its deliveries go out one after another in the order they were queued — which keeps
+  Teams' per-channel rate limit and order across any number of workers. On PostgreSQL lanes
+  are claimed with `FOR UPDATE SKIP LOCKED` (a claim in progress elsewhere is skipped, not
+  waited for); on SQLite the write transaction itself (BEGIN IMMEDIATE) is the lock.
+- Claims come in bulk: many lanes and the first due deliveries of each in one transaction;
+  a lane tops itself up with one more (renewing its lease and its in-flight rows' lease in
+  the same transaction) instead of a transaction per few cards.
+- Leases run out. A worker that dies holds nothing for longer than its lease: its lanes are
+  claimable and its in-flight deliveries due again once the lease is over (at-least-once).
+- Nothing is sent for a channel that no longer wants it: a delivery none of whose
+  subscriptions is enabled is skipped when taken, and deliveries of a deleted or disabled
+  webhook are skipped by skip_orphans before each claim.
+- Lanes of paused (429) or disabled webhooks are not claimed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session
@@ -27,6 +40,7 @@ from ticketmate.models import (
     TeamsWebhook,
 )
 from ticketmate.teams.client import TeamsAnswer
+from ticketmate.workspaces.generation import bump_generation
 
 D = IntegrationDelivery
 W = TeamsWebhook
@@ -121,7 +135,10 @@ def take_batch(
 ) -> list[Work]:
     """The lane's next due deliveries, oldest first, marked in flight under this worker's lease.
 
-    A delivery none of whose subscriptions is still enabled is skipped here, not sent.
+    The lane's lease and the lease of the deliveries this worker already holds in flight on it
+    (sent or about to be, their outcome not yet committed) are renewed in the same transaction:
+    a lane that keeps topping itself up keeps what it holds. A delivery none of whose
+    subscriptions is still enabled is skipped here, not sent.
     """
     held = session.execute(
         update(W)
@@ -131,21 +148,87 @@ def take_batch(
     )
     if held.rowcount == 0:  # type: ignore[attr-defined]
         return []  # the lane was taken over or the webhook disabled meanwhile
-    rows = session.execute(
-        select(
-            D.id,
-            D.message,
-            D.attempt_count,
-            D.attempts_before_replay,
-            D.subscription_ids,
-            D.workspace_id,
+    session.execute(
+        update(D)
+        .where(
+            D.webhook_id == lane.webhook_id,
+            status_in(DUE_STATUSES),
+            D.status == "in_flight",
+            D.worker_id == worker_id,
         )
-        .where(D.webhook_id == lane.webhook_id, _due(now))
-        .order_by(D.id)
-        .limit(limit)
-    ).all()
-    if not rows:
+        .values(locked_until=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    return _take(session, [lane], worker_id=worker_id, now=now, lease=lease, limit=limit)[
+        lane.webhook_id
+    ]
+
+
+def claim_lanes_with_work(
+    session: Session,
+    *,
+    worker_id: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    take: int,
+    exclude: frozenset[str] = frozenset(),
+) -> list[tuple[Lane, list[Work]]]:
+    """claim_lanes and, in the same transaction, up to `take` due deliveries of each lane:
+    one round trip's worth of statements however many lanes are claimed."""
+    lanes = claim_lanes(
+        session, worker_id=worker_id, now=now, lease=lease, limit=limit, exclude=exclude
+    )
+    if not lanes:
         return []
+    works = _take(session, lanes, worker_id=worker_id, now=now, lease=lease, limit=take)
+    return [(lane, works[lane.webhook_id]) for lane in lanes]
+
+
+def _due_rows(session: Session, webhook_ids: list[str], now: datetime, limit: int) -> list[Any]:
+    columns = (
+        D.id,
+        D.webhook_id,
+        D.message,
+        D.attempt_count,
+        D.attempts_before_replay,
+        D.subscription_ids,
+        D.workspace_id,
+    )
+    if len(webhook_ids) == 1:
+        return list(
+            session.execute(
+                select(*columns)
+                .where(D.webhook_id == webhook_ids[0], _due(now))
+                .order_by(D.id)
+                .limit(limit)
+            ).all()
+        )
+    # Many lanes at once: the first `limit` of each, oldest first, in one statement.
+    place = func.row_number().over(partition_by=D.webhook_id, order_by=D.id).label("place")
+    ranked = select(*columns, place).where(D.webhook_id.in_(webhook_ids), _due(now)).subquery()
+    return list(
+        session.execute(
+            select(*(ranked.c[c.key] for c in columns))
+            .where(ranked.c.place <= limit)
+            .order_by(ranked.c.webhook_id, ranked.c.id)
+        ).all()
+    )
+
+
+def _take(
+    session: Session,
+    lanes: list[Lane],
+    *,
+    worker_id: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+) -> dict[str, list[Work]]:
+    taken: dict[str, list[Work]] = {lane.webhook_id: [] for lane in lanes}
+    rows = _due_rows(session, list(taken), now, limit)
+    if not rows:
+        return taken
     wanted = {sid for r in rows for sid in (r.subscription_ids or [])}
     live = set(
         session.scalars(
@@ -175,17 +258,18 @@ def take_batch(
             .values(status="in_flight", locked_until=now + lease, worker_id=worker_id)
             .execution_options(synchronize_session=False)
         )
-    return [
-        Work(
-            r.id,
-            lane.webhook_id,
-            r.workspace_id,
-            r.message.encode(),
-            r.attempt_count,
-            r.attempts_before_replay,
+    for r in send:
+        taken[r.webhook_id].append(
+            Work(
+                r.id,
+                r.webhook_id,
+                r.workspace_id,
+                r.message.encode(),
+                r.attempt_count,
+                r.attempts_before_replay,
+            )
         )
-        for r in send
-    ]
+    return taken
 
 
 @dataclass(frozen=True)
@@ -194,6 +278,38 @@ class Completion:
     next_attempt_at: datetime | None
     channel_paused_until: datetime | None
     webhook_disabled: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where one answer moves its delivery."""
+
+    number: int  # this attempt's number
+    status: str  # delivered | pending (retry later) | dead_letter
+    next_attempt_at: datetime | None
+    last_error: str | None
+
+
+def is_throttled(answer: TeamsAnswer) -> bool:
+    """A 429, or a connector's 200 whose body reports one: the channel rests either way."""
+    return answer.throttled or answer.error_kind == "throttled" or answer.status_code == 429
+
+
+def decide(work: Work, answer: TeamsAnswer, *, now: datetime, policy: RetryPolicy) -> Decision:
+    number = work.attempt_count + 1
+    next_at: datetime | None = None
+    if answer.outcome == "delivered":
+        status = "delivered"
+    elif answer.outcome == "retry":
+        delay = policy.next_delay(number - work.attempts_before_replay, answer.retry_after_seconds)
+        if delay is None:
+            status = "dead_letter"
+        else:
+            status, next_at = "pending", now + timedelta(seconds=delay)
+    else:
+        status = "dead_letter"
+    last_error = None if status == "delivered" else _last_error(answer, status, number, next_at)
+    return Decision(number, status, next_at, last_error)
 
 
 def complete(
@@ -207,54 +323,51 @@ def complete(
     worker_id: str,
     auto_disable_after: int,
 ) -> Completion:
-    """Record one attempt and move the delivery on: delivered, retry later, or dead letter."""
-    number = work.attempt_count + 1
-    session.add(
-        DeliveryAttempt(
-            delivery_id=work.delivery_id,
-            number=number,
-            started_at=started_at,
-            duration_ms=answer.latency_ms,
-            status_code=answer.status_code,
-            error_kind=answer.error_kind,
-            response_excerpt=answer.excerpt or None,
-            outcome=answer.outcome,
-            message=answer.message,
-            worker_id=worker_id,
-        )
-    )
-    next_at: datetime | None = None
-    if answer.outcome == "delivered":
-        status = "delivered"
-    elif answer.outcome == "retry":
-        delay = policy.next_delay(number - work.attempts_before_replay, answer.retry_after_seconds)
-        if delay is None:
-            status = "dead_letter"
-        else:
-            status, next_at = "pending", now + timedelta(seconds=delay)
-    else:
-        status = "dead_letter"
-    last_error = None if status == "delivered" else _last_error(answer, status, number, next_at)
+    """Record one attempt and move the delivery on: delivered, retry later, or dead letter.
+    (The worker records its outcomes in batches, delivery/completions.py; same rules.)"""
+    decision = decide(work, answer, now=now, policy=policy)
+    session.add(DeliveryAttempt(**attempt_row(work, answer, started_at, decision, worker_id)))
     session.execute(
         update(D)
         .where(D.id == work.delivery_id, D.worker_id == worker_id, D.status == "in_flight")
-        .values(
-            status=status,
-            attempt_count=number,
-            next_attempt_at=next_at or now,
-            locked_until=None,
-            worker_id=None,
-            last_status_code=answer.status_code,
-            last_error=last_error,
-            delivered_at=now if status == "delivered" else None,
-            updated_at=now,
-        )
+        .values(**delivery_values(answer, decision, now))
         .execution_options(synchronize_session=False)
     )
     paused, disabled = _update_channel_health(
         session, work, answer, now, policy, auto_disable_after
     )
-    return Completion(status, next_at, paused, disabled)
+    return Completion(decision.status, decision.next_attempt_at, paused, disabled)
+
+
+def attempt_row(
+    work: Work, answer: TeamsAnswer, started_at: datetime, decision: Decision, worker_id: str
+) -> dict[str, Any]:
+    return {
+        "delivery_id": work.delivery_id,
+        "number": decision.number,
+        "started_at": started_at,
+        "duration_ms": answer.latency_ms,
+        "status_code": answer.status_code,
+        "error_kind": answer.error_kind,
+        "response_excerpt": answer.excerpt or None,
+        "outcome": answer.outcome,
+        "message": answer.message,
+        "worker_id": worker_id,
+    }
+
+
+def delivery_values(answer: TeamsAnswer, decision: Decision, now: datetime) -> dict[str, Any]:
+    return {
+        "status": decision.status,
+        "attempt_count": decision.number,
+        "next_attempt_at": decision.next_attempt_at or now,
+        "locked_until": None,
+        "worker_id": None,
+        "last_status_code": answer.status_code,
+        "last_error": decision.last_error,
+        "delivered_at": now if decision.status == "delivered" else None,
+        "updated_at": now,
+    }
 
 
 def _last_error(answer: TeamsAnswer, status: str, number: int, next_at: datetime | None) -> str:
@@ -263,6 +376,90 @@ def _last_error(answer: TeamsAnswer, status: str, number: int, next_at: datetime
     if status == "dead_letter":
         return answer.message
     return answer.message
+
+
+HEALTH_COLUMNS = (
+    "enabled",
+    "disabled_reason",
+    "last_success_at",
+    "last_failure_at",
+    "last_failure_reason",
+    "consecutive_failures",
+    "consecutive_removed",
+    "paused_until",
+)
+
+
+@dataclass
+class ChannelHealth:
+    """A webhook's health columns, moved on answer by answer (in memory, written once)."""
+
+    webhook_id: str
+    workspace_id: str
+    channel_name: str
+    enabled: bool
+    disabled_reason: str | None
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    last_failure_reason: str | None
+    consecutive_failures: int
+    consecutive_removed: int
+    paused_until: datetime | None
+
+    def values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in HEALTH_COLUMNS}
+
+
+def apply_answer(
+    health: ChannelHealth,
+    answer: TeamsAnswer,
+    *,
+    now: datetime,
+    policy: RetryPolicy,
+    auto_disable_after: int,
+) -> tuple[datetime | None, bool]:
+    """Move the channel's health on by one answer: (paused until, disabled just now)."""
+    if answer.ok:
+        health.last_success_at = now
+        health.consecutive_failures = 0
+        health.consecutive_removed = 0
+        return None, False
+    paused: datetime | None = None
+    health.last_failure_at = now
+    health.last_failure_reason = answer.message[:1000]
+    health.consecutive_failures += 1
+    health.consecutive_removed = health.consecutive_removed + 1 if answer.removed else 0
+    if is_throttled(answer):
+        paused = now + timedelta(seconds=channel_pause(answer.retry_after_seconds, policy.schedule))
+        health.paused_until = paused
+    if answer.removed and health.enabled and health.consecutive_removed >= auto_disable_after:
+        health.enabled = False
+        health.disabled_reason = (
+            f"Disabled automatically: Teams answered {answer.status_code} (webhook removed from "
+            f"the channel) {health.consecutive_removed} times in a row. Create a new webhook in "
+            "Teams, update the URL here and enable it again."
+        )
+        return paused, True
+    return paused, False
+
+
+def record_auto_disable(session: Session, health: ChannelHealth, status_code: int | None) -> None:
+    """What goes with an automatic disable, in its transaction: routing stops choosing this
+    channel on every process from the next event on, and the audit log says why."""
+    bump_generation(session, health.workspace_id)
+    audit.record(
+        session,
+        workspace_id=health.workspace_id,
+        actor=audit.SYSTEM,
+        action="teams.webhook.auto_disabled",
+        target_type="teams_webhook",
+        target_id=health.webhook_id,
+        details={
+            "channel_name": health.channel_name,
+            "status_code": status_code,
+            "consecutive_removed": health.consecutive_removed,
+        },
+    )
 
 
 def _update_channel_health(
@@ -276,41 +473,19 @@ def _update_channel_health(
     webhook = session.get(W, work.webhook_id)
     if webhook is None:
         return None, False
-    paused: datetime | None = None
-    disabled = False
-    if answer.ok:
-        webhook.last_success_at = now
-        webhook.consecutive_failures = 0
-        webhook.consecutive_removed = 0
-        return None, False
-    webhook.last_failure_at = now
-    webhook.last_failure_reason = answer.message[:1000]
-    webhook.consecutive_failures += 1
-    webhook.consecutive_removed = webhook.consecutive_removed + 1 if answer.removed else 0
-    if answer.error_kind == "throttled" or answer.status_code == 429:
-        paused = now + timedelta(seconds=channel_pause(answer.retry_after_seconds, policy.schedule))
-        webhook.paused_until = paused
-    if answer.removed and webhook.enabled and webhook.consecutive_removed >= auto_disable_after:
-        webhook.enabled = False
-        webhook.disabled_reason = (
-            f"Disabled automatically: Teams answered {answer.status_code} (webhook removed from "
-            f"the channel) {webhook.consecutive_removed} times in a row. Create a new webhook in "
-            "Teams, update the URL here and enable it again."
-        )
-        disabled = True
-        audit.record(
-            session,
-            workspace_id=webhook.workspace_id,
-            actor=audit.SYSTEM,
-            action="teams.webhook.auto_disabled",
-            target_type="teams_webhook",
-            target_id=webhook.id,
-            details={
-                "channel_name": webhook.channel_name,
-                "status_code": answer.status_code,
-                "consecutive_removed": webhook.consecutive_removed,
-            },
-        )
+    health = ChannelHealth(
+        webhook.id,
+        webhook.workspace_id,
+        webhook.channel_name,
+        **{name: getattr(webhook, name) for name in HEALTH_COLUMNS},
+    )
+    paused, disabled = apply_answer(
+        health, answer, now=now, policy=policy, auto_disable_after=auto_disable_after
+    )
+    for name, value in health.values().items():
+        setattr(webhook, name, value)
+    if disabled:
+        record_auto_disable(session, health, answer.status_code)
     return paused, disabled
 
 

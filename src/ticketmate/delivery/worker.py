@@ -4,13 +4,31 @@ How it runs:
 - Wakes at once when work is queued: an in-process signal when it shares the process with the
   API, PostgreSQL LISTEN/NOTIFY across processes. It also polls every
   TICKETMATE_WORKER_POLL_SECONDS, which is what guarantees pickup if a signal is missed.
-- Claims channel lanes (see delivery/queue.py) and runs one task per lane: that task sends the
-  lane's deliveries one after another, oldest first, keeping to the channel's rate limit,
-  while other lanes run side by side — a slow or throttled channel holds back only itself.
+- Claims channel lanes with their first due deliveries in one transaction (delivery/queue.py)
+  and runs one task per lane; other lanes run side by side — a slow or throttled channel
+  holds back only itself. `concurrency` bounds the requests in flight and the lanes held
+  (LANES_PER_REQUEST lanes per request slot).
+- What Teams answered is handed to the completion writer (delivery/completions.py), which
+  records many answers per transaction. Every database call of the hot path (claim, top-up,
+  outcomes, release) goes through the asynchronous engine: no thread per card. What stays
+  synchronous (the retention purge) runs on this worker's own small executor.
+
+Guarantees kept by the send loop (one lane task):
+- Order: one request at a time per channel; first attempts go in the order they were queued.
+- Rate: at most TICKETMATE_CHANNEL_RATE_PER_SECOND requests per rolling second reach the
+  channel, across workers (ChannelRate; the last answers' times are stored with the lane when
+  it is released, and the next holder starts from them).
+- The lane decides from the answer in memory, not from the commit: a 429 (or a connector's 200
+  quoting one) rests the channel at once; the rest of its batch is handed back. After a
+  "removed" answer the lane waits for that outcome's commit to know whether the webhook was
+  disabled.
+- A lane is released only once all its outcomes have committed (so its pause, its health and
+  its recent sends are in place before anyone else can claim it). If an outcome cannot be
+  written, the lane stops and keeps its lease: its deliveries are sent again when it runs out.
 - The webhook URL is decrypted only in memory, just before the request.
-- On stop it claims nothing new, finishes the requests in flight, hands back what it took but
-  did not send, and releases its lanes. A worker that dies loses nothing: its leases run out
-  and another worker takes the work again (at-least-once delivery).
+- On stop it claims nothing new, finishes the requests in flight, writes their outcomes, hands
+  back what it took but did not send, and releases its lanes. A worker that dies loses
+  nothing: its leases run out and another worker takes the work again (at-least-once).
 """
 
 from __future__ import annotations
@@ -24,20 +42,25 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 import aiohttp
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
+from ticketmate.db import AsyncDatabase
 from ticketmate.delivery import queue
-from ticketmate.delivery.queue import Lane, Work
+from ticketmate.delivery.completions import CompletionFailed, CompletionWriter
+from ticketmate.delivery.queue import Completion, Lane, Work
 from ticketmate.delivery.retry import RetryPolicy
 from ticketmate.metrics import DELIVERY_ATTEMPTS, TEAMS_LATENCY
 from ticketmate.security.crypto import DecryptionError
 from ticketmate.state import Services
-from ticketmate.teams.client import TeamsAnswer, new_http_session, post_message
-from ticketmate.teams.service import webhook_url_aad
+from ticketmate.teams.client import new_http_session, post_message
+from ticketmate.teams.webhooks import webhook_url_aad
 from ticketmate.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -45,7 +68,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 
-BATCH = 4  # deliveries taken from a lane at a time: about one second's worth at 4/s
+BATCH = 4  # the lease covers this many requests timing out one after another, plus slack
+TAKE = 50  # deliveries a lane takes (or tops up) at a time
+# Lanes held per request slot. A lane mostly waits (for its rate limit, for Teams), so more
+# lanes than requests in flight would let many channels at 4/s run side by side; but a worker
+# holding more lanes than its concurrency leaves none for a second worker started beside it
+# (`--concurrency` is also how workers share the channels), so it stays 1 for now.
+LANES_PER_REQUEST = 1
 WINDOW_SECONDS = 1.0
 PURGE_EVERY_SECONDS = 600.0
 KEY_PROBLEM_PAUSE_SECONDS = 300.0  # a missing key is fixed by a person: look again later
@@ -81,6 +110,44 @@ class ChannelRate:
         self.answered.append(answered_at)
 
 
+def _in_session(connection: Connection, work: Callable[[Session], T]) -> T:
+    # queue.py is written against a Session; this one runs on the async connection's own
+    # transaction (SQLAlchemy's greenlet bridge: no thread, the I/O stays on the event loop).
+    with Session(bind=connection) as session:
+        found = work(session)
+        session.flush()
+        return found
+
+
+class _LaneRun:
+    """What one lane task holds: the deliveries taken and not yet sent, and the outcomes
+    handed to the writer and not yet known to be written."""
+
+    def __init__(self, lane: Lane, first: list[Work], rate: ChannelRate) -> None:
+        self.lane = lane
+        self.rate = rate
+        self.taken: deque[Work] = deque(first)
+        self.unwritten: list[asyncio.Future[Completion]] = []
+        self.renewed = time.monotonic()
+
+    async def settle(self) -> bool:
+        """Wait until every outcome handed in is written; False if any could not be."""
+        results = await asyncio.gather(*self.unwritten, return_exceptions=True)
+        self.unwritten.clear()
+        return not any(isinstance(r, BaseException) for r in results)
+
+    def any_failed(self) -> bool:
+        pending = []
+        failed = False
+        for done in self.unwritten:
+            if not done.done():
+                pending.append(done)
+            elif done.exception() is not None:
+                failed = True
+        self.unwritten = pending
+        return failed
+
+
 class TeamsDeliveryWorker:
     def __init__(
         self,
@@ -93,21 +160,30 @@ class TeamsDeliveryWorker:
     ) -> None:
         self.svc = svc
         self.settings = svc.settings
-        self.concurrency = max(1, concurrency)
+        self.concurrency = max(1, concurrency)  # requests in flight at most
+        self.max_lanes = self.concurrency * LANES_PER_REQUEST
         self.worker_id = (
             worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"[:64]
         )
         self.clock = clock
         self.policy = policy or RetryPolicy(tuple(self.settings.retry_schedule_seconds))
         timeout = self.settings.delivery_timeout_seconds
-        # Long enough for a whole batch to time out one request after another, plus slack.
-        self.lease = timedelta(seconds=BATCH * (timeout + WINDOW_SECONDS) + 30)
+        # Long enough for a few requests to time out one after another, plus slack; a lane
+        # renews it (and its in-flight deliveries' lease) as it goes.
+        lease_seconds = self.settings.delivery_lease_seconds or (
+            BATCH * (timeout + WINDOW_SECONDS) + 30
+        )
+        self.lease = timedelta(seconds=lease_seconds)
         self.stats = WorkerStats()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._http: aiohttp.ClientSession | None = None
+        self._adb: AsyncDatabase | None = None
+        self._writer: CompletionWriter | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._requests: asyncio.Semaphore | None = None
         self._last_purge = 0.0
 
     # -- signals ---------------------------------------------------------------------------
@@ -135,21 +211,43 @@ class TeamsDeliveryWorker:
     async def run(self, *, once: bool = False) -> WorkerStats:
         """Deliver until stopped; with once=True, until nothing is due, then return."""
         self._loop = asyncio.get_running_loop()
+        self._requests = asyncio.Semaphore(self.concurrency)
+        # SQLite has one writer at a time: one connection, and the worker's statements queue
+        # in the pool instead of spinning on the file lock. PostgreSQL: a small fixed pool.
+        sqlite = self.svc.db.dialect == "sqlite"
+        self._adb = AsyncDatabase(
+            self.settings, pool_size=1 if sqlite else min(self.settings.database_pool_size, 8)
+        )
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery-sync")
+        self._writer = CompletionWriter(
+            self._adb,
+            worker_id=self.worker_id,
+            policy=self.policy,
+            auto_disable_after=self.settings.auto_disable_after_removed,
+            clock=self.clock,
+            on_written=self._count,
+        )
+        self._writer.start()
         listener = None
         if not once and self.svc.db.dialect == "postgresql":
             listener = asyncio.create_task(self._listen(), name="delivery-listen")
-        async with new_http_session(connections_per_host=self.concurrency) as http:
-            self._http = http
-            try:
-                await self._loop_until_done(once)
-            finally:
-                self._stopping.set()
-                if self._lanes:
-                    await asyncio.gather(*self._lanes.values(), return_exceptions=True)
-                if listener is not None:
-                    listener.cancel()
-                    await asyncio.gather(listener, return_exceptions=True)
-                self._http = None
+        try:
+            async with new_http_session(connections_per_host=self.concurrency) as http:
+                self._http = http
+                try:
+                    await self._loop_until_done(once)
+                finally:
+                    self._stopping.set()
+                    if self._lanes:
+                        await asyncio.gather(*self._lanes.values(), return_exceptions=True)
+                    self._http = None
+        finally:
+            await self._writer.close()
+            if listener is not None:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
+            await self._adb.dispose()
+            self._executor.shutdown(wait=False)
         return self.stats
 
     async def _loop_until_done(self, once: bool) -> None:
@@ -164,33 +262,40 @@ class TeamsDeliveryWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=poll)
 
+    async def _session(self, work: Callable[[Session], T]) -> T:
+        """One transaction on the async engine, running queue.py's Session code."""
+        assert self._adb is not None
+        async with self._adb.transaction() as connection:
+            return await connection.run_sync(_in_session, work)
+
     async def _claim(self) -> int:
-        free = self.concurrency - len(self._lanes)
+        free = self.max_lanes - len(self._lanes)
         if free <= 0:
             return 0
         now = self.clock()
+        exclude = frozenset(self._lanes)
 
-        def claim() -> list[Lane]:
-            with self.svc.db.transaction() as session:
-                queue.skip_orphans(session, now=now)
-                return queue.claim_lanes(
-                    session,
-                    worker_id=self.worker_id,
-                    now=now,
-                    lease=self.lease,
-                    limit=free,
-                    exclude=frozenset(self._lanes),
-                )
+        def claim(session: Session) -> list[tuple[Lane, list[Work]]]:
+            queue.skip_orphans(session, now=now)
+            return queue.claim_lanes_with_work(
+                session,
+                worker_id=self.worker_id,
+                now=now,
+                lease=self.lease,
+                limit=free,
+                take=TAKE,
+                exclude=exclude,
+            )
 
         try:
-            lanes = await self._db(claim)
+            claimed = await self._session(claim)
         except Exception:
             log.exception("claiming deliveries failed; trying again at the next poll")
             return 0
-        for lane in lanes:
-            task = asyncio.create_task(self._run_lane(lane), name=f"lane-{lane.webhook_id}")
+        for lane, first in claimed:
+            task = asyncio.create_task(self._run_lane(lane, first), name=f"lane-{lane.webhook_id}")
             self._lanes[lane.webhook_id] = task
-        return len(lanes)
+        return len(claimed)
 
     async def _housekeeping(self) -> None:
         if time.monotonic() - self._last_purge < PURGE_EVERY_SECONDS:
@@ -203,7 +308,7 @@ class TeamsDeliveryWorker:
                 return queue.purge_finished(session, before=before)
 
         try:
-            purged = await self._db(purge)
+            purged = await asyncio.get_running_loop().run_in_executor(self._executor, purge)
             if purged:
                 log.info("purged %d finished deliveries and events past retention", purged)
                 self._last_purge = 0.0  # more may be waiting: purge the next batch soon
@@ -212,61 +317,103 @@ class TeamsDeliveryWorker:
 
     # -- one channel -----------------------------------------------------------------------
 
-    async def _run_lane(self, lane: Lane) -> None:
-        rate = ChannelRate(self.settings.channel_rate_per_second, lane.recent_sends)
+    async def _run_lane(self, lane: Lane, first: list[Work]) -> None:
+        run = _LaneRun(
+            lane, first, ChannelRate(self.settings.channel_rate_per_second, lane.recent_sends)
+        )
+        release = True
         try:
-            await self._drain_lane(lane, rate)
+            release = await self._drain_lane(run)
         except Exception:
             log.exception("delivering to webhook %s failed; its lease will expire", lane.webhook_id)
         finally:
             try:
-                await self._db(lambda: self._release_lane(lane.webhook_id, list(rate.answered)))
+                written = await run.settle()
+                if release and written:
+                    await self._release_lane(run)
             except Exception:
                 log.exception("releasing lane %s failed; its lease will expire", lane.webhook_id)
             self._lanes.pop(lane.webhook_id, None)
             self._wake.set()  # work may have arrived for this lane while it was held
 
-    def _release_lane(self, webhook_id: str, recent: list[float]) -> None:
-        with self.svc.db.transaction() as session:
+    async def _release_lane(self, run: _LaneRun) -> None:
+        """Hand back what was taken and not sent, and the lane with its last answers' times."""
+        ids = [w.delivery_id for w in run.taken]
+        recent = list(run.rate.answered)
+        run.taken.clear()
+
+        def release(session: Session) -> None:
+            queue.release(session, delivery_ids=ids, worker_id=self.worker_id)
             queue.release_lane(
-                session, webhook_id=webhook_id, worker_id=self.worker_id, recent_sends=recent
+                session,
+                webhook_id=run.lane.webhook_id,
+                worker_id=self.worker_id,
+                recent_sends=recent,
             )
 
-    async def _drain_lane(self, lane: Lane, rate: ChannelRate) -> None:
+        await self._session(release)
+
+    async def _top_up(self, run: _LaneRun) -> bool:
+        """Take more of the lane's due deliveries, renewing the leases; False if the lane was
+        lost (taken over after a lease ran out, or the webhook disabled)."""
+        now = self.clock()
+        want = max(0, TAKE - len(run.taken))
+
+        def take(session: Session) -> list[Work]:
+            return queue.take_batch(
+                session,
+                lane=run.lane,
+                worker_id=self.worker_id,
+                now=now,
+                lease=self.lease,
+                limit=want,
+            )
+
+        run.renewed = time.monotonic()
+        more = await self._session(take) if want else []
+        run.taken.extend(more)
+        return bool(more)
+
+    async def _drain_lane(self, run: _LaneRun) -> bool:
+        """Send the lane's deliveries; True when the lane is to be released."""
         url: str | None = None
+        renew_after = self.lease.total_seconds() / 3
         while not self._stopping.is_set():
-            now = self.clock()
-
-            def take(now: datetime = now) -> list[Work]:
-                with self.svc.db.transaction() as session:
-                    return queue.take_batch(
-                        session,
-                        lane=lane,
-                        worker_id=self.worker_id,
-                        now=now,
-                        lease=self.lease,
-                        limit=BATCH,
-                    )
-
-            batch = await self._db(take)
-            if not batch:
-                return
+            if run.any_failed():
+                return False  # an outcome could not be written: keep the lease, let it expire
+            if not run.taken:
+                # What was sent is written before more is taken: a lane never has more than
+                # one take's outcomes unwritten, and a failed write stops it here.
+                if not await run.settle():
+                    return False
+                if not await self._top_up(run):
+                    return True
+            elif time.monotonic() - run.renewed > renew_after:
+                await self._top_up(run)
             if url is None:
-                url = await self._decrypt(lane, batch)
+                url = await self._decrypt(run)
                 if url is None:
-                    return
-            for index, work in enumerate(batch):
-                if self._stopping.is_set():
-                    await self._give_back(batch[index:])
-                    return
-                completion = await self._send(work, url, rate)
-                if completion.channel_paused_until or completion.webhook_disabled:
-                    # The channel is resting (429) or gone: hand back the rest of the batch.
-                    await self._give_back(batch[index + 1 :])
-                    return
+                    return True
+            work = run.taken.popleft()
+            done = await self._send(work, url, run)
+            if done is None:
+                continue
+            answer_throttled, removed = done
+            if answer_throttled:
+                return True  # the channel rests (429): the rest is handed back with the lane
+            if removed:
+                # Whether this was the answer that disables the webhook is known once written.
+                try:
+                    completion = await run.unwritten[-1]
+                except CompletionFailed:
+                    return False
+                if completion.webhook_disabled:
+                    return True
+        return True
 
-    async def _decrypt(self, lane: Lane, batch: list[Work]) -> str | None:
+    async def _decrypt(self, run: _LaneRun) -> str | None:
         """The URL, in memory only for this lane's run; on failure the batch waits."""
+        lane = run.lane
         try:
             return self.svc.keyring.decrypt(
                 lane.url_ciphertext, webhook_url_aad(lane.workspace_id, lane.webhook_id)
@@ -274,66 +421,43 @@ class TeamsDeliveryWorker:
         except DecryptionError as exc:
             log.error("webhook %s: %s", lane.webhook_id, exc)
             reason = f"The stored webhook URL cannot be read; deliveries are waiting. {exc}"
-        await self._give_back(batch)
         until = self.clock() + timedelta(seconds=KEY_PROBLEM_PAUSE_SECONDS)
 
-        def hold() -> None:
-            with self.svc.db.transaction() as session:
-                queue.hold_lane(session, webhook_id=lane.webhook_id, until=until, reason=reason)
+        def hold(session: Session) -> None:
+            queue.hold_lane(session, webhook_id=lane.webhook_id, until=until, reason=reason)
 
-        await self._db(hold)
+        await self._session(hold)
         return None
 
-    async def _give_back(self, works: list[Work]) -> None:
-        if not works:
-            return
-
-        def give_back() -> None:
-            with self.svc.db.transaction() as session:
-                queue.release(
-                    session, delivery_ids=[w.delivery_id for w in works], worker_id=self.worker_id
-                )
-
-        await self._db(give_back)
-
-    async def _send(self, work: Work, url: str, rate: ChannelRate) -> queue.Completion:
-        wait = rate.wait_seconds(time.time())
+    async def _send(self, work: Work, url: str, run: _LaneRun) -> tuple[bool, bool] | None:
+        """One request; its outcome goes to the writer. (throttled, removed) from the answer."""
+        wait = run.rate.wait_seconds(time.time())
         if wait > 0:
             await asyncio.sleep(wait)
         started = self.clock()
         assert self._http is not None
-        answer = await post_message(
-            self._http,
-            url,
-            work.message,
-            timeout_seconds=self.settings.delivery_timeout_seconds,
-        )
-        rate.record(time.time())
+        assert self._writer is not None
+        assert self._requests is not None
+        async with self._requests:
+            answer = await post_message(
+                self._http,
+                url,
+                work.message,
+                timeout_seconds=self.settings.delivery_timeout_seconds,
+            )
+        run.rate.record(time.time())
         TEAMS_LATENCY.observe(answer.latency_ms / 1000)
-        completion = await self._db(lambda: self._complete(work, answer, started))
-        self._count(completion.status)
-        if not answer.ok:
-            log.info(
-                "delivery %s to webhook %s: %s (%s)",
-                work.delivery_id,
-                work.webhook_id,
-                answer.error_kind,
-                completion.status,
-            )
-        return completion
-
-    def _complete(self, work: Work, answer: TeamsAnswer, started: datetime) -> queue.Completion:
-        with self.svc.db.transaction() as session:
-            return queue.complete(
-                session,
-                work=work,
-                answer=answer,
-                started_at=started,
-                now=self.clock(),
-                policy=self.policy,
-                worker_id=self.worker_id,
-                auto_disable_after=self.settings.auto_disable_after_removed,
-            )
+        run.unwritten.append(await self._writer.submit(work, answer, started))
+        if answer.ok:
+            return None
+        log.info(
+            "delivery %s to webhook %s: %s (%s)",
+            work.delivery_id,
+            work.webhook_id,
+            answer.error_kind,
+            answer.outcome,
+        )
+        return queue.is_throttled(answer), answer.removed
 
     def _count(self, status: str) -> None:
         DELIVERY_ATTEMPTS.labels("retry" if status == "pending" else status).inc()
@@ -346,10 +470,6 @@ class TeamsDeliveryWorker:
             self.stats.dead_lettered += 1
 
     # -- plumbing --------------------------------------------------------------------------
-
-    async def _db(self, work: Callable[[], T]) -> T:
-        # The database layer is synchronous; a thread keeps the event loop free for sending.
-        return await asyncio.to_thread(work)
 
     async def _listen(self) -> None:
         """PostgreSQL LISTEN: wake as soon as an intake commits deliveries."""

@@ -1,9 +1,14 @@
 """Workspace admins' view of Jira intake: received events, and the connection credentials.
 
 GET  /api/v1/workspaces/{slug}/jira/events              newest first, ?status=&limit=&cursor=
-GET  /api/v1/workspaces/{slug}/jira/events/{id}         adds envelope, raw_payload, routing
+GET  /api/v1/workspaces/{slug}/jira/events/{id}         adds envelope, raw_body, routing and
+                                                        the first page of explanations
+GET  /api/v1/workspaces/{slug}/jira/events/{id}/explanations   ?limit=&cursor=: why each
+                                                        subscription did (not) take it, now
 GET  /api/v1/workspaces/{slug}/jira/connection          webhook_url, secret, ingest_token
 POST /api/v1/workspaces/{slug}/jira/connection/regenerate   {"which": "secret"|"ingest_token"}
+GET  /api/v1/workspaces/{slug}/jira/site                {"jira_base_url": "https://…" | null}
+PUT  /api/v1/workspaces/{slug}/jira/site                the same: set, change or clear (null)
 """
 
 from __future__ import annotations
@@ -12,27 +17,36 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
 from ticketmate.audit.http import actor_of, request_info
 from ticketmate.audit.service import record as audit
-from ticketmate.errors import ApiError
-from ticketmate.jira import hooks
+from ticketmate.errors import (
+    BODY,
+    LIST,
+    WORKSPACE_CHANGE,
+    WORKSPACE_READ,
+    ApiError,
+    error_responses,
+)
 from ticketmate.jira import service as events
 from ticketmate.jira.events import JiraEvent
-from ticketmate.jira.transform import clean
+from ticketmate.jira.transform import SITE_EXAMPLE, NotASite, clean, read_site
 from ticketmate.models import JiraEventRecord, Workspace
-from ticketmate.pagination import PageParams
+from ticketmate.pagination import Page, PageParams
+from ticketmate.routing.explanation import FIRST_PAGE, ExplanationPage, explain
 from ticketmate.security.auth import WorkspaceAdmin
 from ticketmate.security.tokens import new_ingest_token, new_jira_secret
 from ticketmate.state import Services, services
 from ticketmate.timeutil import rfc3339
+from ticketmate.workspaces.generation import bump_generation
 from ticketmate.workspaces.service import (
     ingest_token_aad,
     jira_credentials,
     jira_webhook_url,
     secret_aad,
+    set_jira_base_url,
 )
 
 router = APIRouter(prefix="/api/v1/workspaces/{slug}/jira", tags=["jira"])
@@ -60,13 +74,63 @@ class JiraEventPage(BaseModel):
     next_cursor: str | None
 
 
+class RoutingOut(BaseModel):
+    matched_subscription_ids: list[str] = Field(
+        description="The subscriptions that took the event, in id order (at most 100 kept)."
+    )
+    matched_count: int = Field(description="How many subscriptions took the event.")
+    not_matched_count: int = Field(
+        description="How many of the workspace's other subscriptions did not."
+    )
+
+
+class ExplanationOut(BaseModel):
+    subscription_id: str
+    webhook_id: str | None = Field(description="Null when the subscription was deleted.")
+    channel_name: str | None = Field(description="The webhook's channel name, as it is now.")
+    event_type: str | None
+    matched_then: bool | None = Field(
+        description="It took the event when it arrived; null when that is not known (more "
+        "subscriptions matched than an event keeps ids of)."
+    )
+    matches_now: bool = Field(description="It would take the event now.")
+    reason: str | None = Field(
+        description="Why it would not take the event now, e.g. `project DEMO not in [OPS]`; "
+        "null when it would."
+    )
+    changed_since: bool = Field(description="The subscription was edited after the event.")
+    deleted: bool = Field(description="It took the event and has been deleted since.")
+
+
+class ExplanationPageOut(BaseModel):
+    items: list[ExplanationOut] = Field(
+        description="The workspace's subscriptions as they are now, oldest first, checked "
+        "against the event with the router's rules."
+    )
+    next_cursor: str | None
+    note: str | None = Field(
+        description="Set when the event was not routed (ignored, rejected, a second report of "
+        "a comment, a routing failure), saying so."
+    )
+
+
 class JiraEventDetailOut(JiraEventOut):
     jira_event_id: str | None = Field(description="The X-Atlassian-Webhook-Identifier header.")
     headers: dict[str, str] = Field(description="The request headers that matter (no secrets).")
     envelope: JiraEvent | None = Field(description="The JiraEvent; null unless routed.")
-    raw_payload: Any = Field(description="The body as Jira sent it, parsed as JSON.")
-    routing: dict[str, Any] | None = Field(
-        description="Which subscriptions matched, and why the others did not."
+    raw_body: str = Field(
+        description="The body exactly as Jira sent it: its UTF-8 text, byte for byte."
+    )
+    raw_payload: Any = Field(
+        description="raw_body parsed as JSON, for convenience. Not always the same as what was "
+        "sent: a number beyond JSON's range (1e400) becomes null, and of repeated keys only the "
+        "last is kept. Read raw_body for the exact body."
+    )
+    routing: RoutingOut | None = Field(
+        description="What routing decided when the event arrived; null when it was not routed."
+    )
+    explanations: ExplanationPageOut = Field(
+        description="The first page of explanations; read on with /explanations?cursor=."
     )
 
 
@@ -76,6 +140,34 @@ class ConnectionOut(BaseModel):
     ingest_token: str = Field(
         description="The bearer token for senders that cannot sign (Automation, old Server)."
     )
+
+
+class JiraSiteOut(BaseModel):
+    jira_base_url: str | None = Field(
+        description="The Jira site that Open in Jira links may point to "
+        "(scheme://host[:port][/context path]); learned from the first event signed with the "
+        "secret that has an issue link, or set by an administrator. Null until then."
+    )
+
+
+class JiraSiteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    jira_base_url: str | None = Field(
+        max_length=2000,
+        description=f"The Jira site's base URL, like {SITE_EXAMPLE}; null forgets it (the next "
+        "signed event sets it again).",
+    )
+
+    @field_validator("jira_base_url")
+    @classmethod
+    def _a_site(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return read_site(value)
+        except NotASite as problem:
+            raise ValueError(str(problem)) from None
 
 
 class RegenerateIn(BaseModel):
@@ -111,14 +203,15 @@ def _printable(value: Any) -> Any:
 
 def _raw_payload(raw_body: str) -> Any:
     # Intake stores only bodies that parsed as JSON objects (nested at most 64 deep), so this
-    # parses; if a row was written some other way, the text itself is the honest answer.
+    # parses (after the byte-order mark some senders put first, which the stored text keeps);
+    # if a row was written some other way, the text itself is the honest answer.
     try:
-        return _printable(json.loads(raw_body))
+        return _printable(json.loads(raw_body.removeprefix("\ufeff")))
     except (ValueError, RecursionError):
         return clean(raw_body)
 
 
-@router.get("/events")
+@router.get("/events", responses=error_responses(*WORKSPACE_READ, *LIST))
 def list_jira_events(
     ctx: WorkspaceAdmin,
     svc: ServicesDep,
@@ -128,12 +221,12 @@ def list_jira_events(
     """Received Jira events, newest first (duplicates of a delivery are not rows)."""
     with svc.db.transaction() as session:
         records, next_cursor = events.list_events(session, ctx.workspace_id, status, page)
-        deliveries = hooks.delivery_ids(session, [r.id for r in records])
+        deliveries = events.delivery_ids(session, [r.id for r in records])
         items = [JiraEventOut(**_summary_fields(r, deliveries.get(r.id, []))) for r in records]
     return JiraEventPage(items=items, next_cursor=next_cursor)
 
 
-@router.get("/events/{event_id}")
+@router.get("/events/{event_id}", responses=error_responses(*WORKSPACE_READ, "event_not_found"))
 def get_jira_event(
     ctx: WorkspaceAdmin,
     svc: ServicesDep,
@@ -144,15 +237,55 @@ def get_jira_event(
         record = events.get_event(session, ctx.workspace_id, event_id)
         if record is None:
             raise ApiError(404, "event_not_found", "There is no such Jira event in this workspace.")
-        deliveries = hooks.delivery_ids(session, [record.id]).get(record.id, [])
+        deliveries = events.delivery_ids(session, [record.id]).get(record.id, [])
         return JiraEventDetailOut(
             **_summary_fields(record, deliveries),
             jira_event_id=record.jira_event_id,
             headers=dict(record.headers or {}),
             envelope=JiraEvent.model_validate(record.envelope) if record.envelope else None,
+            # Intake stores the body's strict UTF-8 text, which clean() leaves as it is.
+            raw_body=clean(record.raw_body),
             raw_payload=_raw_payload(record.raw_body),
-            routing=record.routing,
+            routing=_routing(record),
+            explanations=_explanations(explain(session, record, Page(FIRST_PAGE, None))),
         )
+
+
+def _routing(record: JiraEventRecord) -> RoutingOut | None:
+    if record.matched_subscription_ids is None:
+        return None
+    return RoutingOut(
+        matched_subscription_ids=list(record.matched_subscription_ids),
+        matched_count=record.matched_count or len(record.matched_subscription_ids),
+        not_matched_count=record.not_matched_count or 0,
+    )
+
+
+def _explanations(found: ExplanationPage) -> ExplanationPageOut:
+    return ExplanationPageOut(
+        items=[ExplanationOut(**item.as_json()) for item in found.items],
+        next_cursor=found.next_cursor,
+        note=found.note,
+    )
+
+
+@router.get(
+    "/events/{event_id}/explanations",
+    responses=error_responses(*WORKSPACE_READ, *LIST, "event_not_found"),
+)
+def list_jira_event_explanations(
+    ctx: WorkspaceAdmin,
+    svc: ServicesDep,
+    event_id: Annotated[str, Path(max_length=64)],
+    page: PageParams,
+) -> ExplanationPageOut:
+    """Why each subscription of the workspace did or did not take the event: worked out now,
+    against the subscriptions as they are, next to whether each took it when it arrived."""
+    with svc.db.transaction() as session:
+        record = events.get_event(session, ctx.workspace_id, event_id)
+        if record is None:
+            raise ApiError(404, "event_not_found", "There is no such Jira event in this workspace.")
+        return _explanations(explain(session, record, page))
 
 
 def _connection(svc: Services, workspace: Workspace) -> ConnectionOut:
@@ -171,14 +304,14 @@ def _workspace(session: Session, workspace_id: str) -> Workspace:
     return workspace
 
 
-@router.get("/connection")
+@router.get("/connection", responses=error_responses(*WORKSPACE_READ))
 def get_jira_connection(ctx: WorkspaceAdmin, svc: ServicesDep) -> ConnectionOut:
     """What to enter in Jira: the webhook URL, the secret and the ingest token."""
     with svc.db.transaction() as session:
         return _connection(svc, _workspace(session, ctx.workspace_id))
 
 
-@router.post("/connection/regenerate")
+@router.post("/connection/regenerate", responses=error_responses(*WORKSPACE_CHANGE, *BODY))
 def regenerate_jira_credential(
     ctx: WorkspaceAdmin, svc: ServicesDep, body: RegenerateIn, request: Request
 ) -> ConnectionOut:
@@ -193,6 +326,8 @@ def regenerate_jira_credential(
             workspace.jira_ingest_token_ciphertext = svc.keyring.encrypt(
                 new_ingest_token(), ingest_token_aad(workspace.id)
             )
+        # Whatever holds the decrypted credentials in memory reads them again.
+        bump_generation(session, workspace.id)
         # The details name what changed, never the value.
         audit(
             session,
@@ -205,3 +340,31 @@ def regenerate_jira_credential(
             request=request_info(request),
         )
         return _connection(svc, workspace)
+
+
+@router.get("/site", responses=error_responses(*WORKSPACE_READ))
+def get_jira_site(ctx: WorkspaceAdmin, svc: ServicesDep) -> JiraSiteOut:
+    """The Jira base URL that Open in Jira links are pinned to (null until known)."""
+    with svc.db.transaction() as session:
+        return JiraSiteOut(jira_base_url=_workspace(session, ctx.workspace_id).jira_base_url)
+
+
+@router.put("/site", responses=error_responses(*WORKSPACE_CHANGE, *BODY))
+def put_jira_site(
+    ctx: WorkspaceAdmin, svc: ServicesDep, body: JiraSiteIn, request: Request
+) -> JiraSiteOut:
+    """Set, change or clear (null) the Jira base URL that Open in Jira links are pinned to.
+
+    Events whose issue link is on another site get no link, and their notes say why. Cleared,
+    it is learned again from the next event signed with the workspace's Jira secret.
+    """
+    with svc.db.transaction() as session:
+        workspace = _workspace(session, ctx.workspace_id)
+        set_jira_base_url(
+            session,
+            workspace,
+            body.jira_base_url,
+            actor=actor_of(ctx.principal),
+            request=request_info(request),
+        )
+        return JiraSiteOut(jira_base_url=workspace.jira_base_url)

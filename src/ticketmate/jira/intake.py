@@ -7,9 +7,11 @@ The order of checks is part of the contract:
    the body must still parse as a JSON object;
 3. unknown workspace or missing/wrong credentials → 401, one body for every case;
 4. not UTF-8, not JSON, not an object, nested absurdly deep → 400 naming the problem;
-5. stored (routed / ignored / rejected) in one transaction with routing → 202, or 200
-   `{"duplicate": true}` when the X-Atlassian-Webhook-Identifier was already stored.
-No network calls happen here; a failure to store answers 503 so that Jira retries.
+5. stored (routed / ignored / rejected) with its deliveries → 202 once the transaction holding
+   it committed, or 200 `{"duplicate": true}` when the X-Atlassian-Webhook-Identifier was
+   already stored (or is earlier in the same batch).
+Checks 3-5 run in the intake writer (jira/intake_writer.py), one transaction for the events of
+many requests. No network calls happen here; a failure to store answers 503 so Jira retries.
 """
 
 from __future__ import annotations
@@ -24,24 +26,15 @@ from typing import Annotated, Any, NoReturn
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from ticketmate.errors import ApiError, error_body
-from ticketmate.jira import hooks
-from ticketmate.jira import service as events
-from ticketmate.jira.events import JiraEvent
-from ticketmate.jira.signature import burn_comparison, credentials_match
+from ticketmate.errors import ApiError, error_responses
+from ticketmate.jira.signature import credentials_match, signature_matches
 from ticketmate.jira.transform import Outcome, Rejected, Transformed, clean, transform
-from ticketmate.metrics import JIRA_EVENTS
-from ticketmate.models import JiraEventRecord
 from ticketmate.security.auth import bearer_token
-from ticketmate.security.crypto import DecryptionError
 from ticketmate.state import Services, services
 from ticketmate.timeutil import utcnow
-from ticketmate.workspaces.service import SLUG_PATTERN, get_by_slug, jira_credentials
+from ticketmate.workspaces.service import JiraCredentials
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +79,18 @@ class JiraRequest:
     event_override: str | None
     headers: dict[str, str]
     received_at: datetime
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Whose request it is, and how it proved it."""
+
+    workspace_id: str
+    # Signed with the workspace's Jira secret (not just carrying the ingest token): only such
+    # events may teach the workspace its Jira base URL. The token travels in Automation rules
+    # and URLs, so it vouches less for where the payload's links point.
+    signed: bool
+    jira_base_url: str | None  # as read while authenticating; checked again when storing
 
 
 @dataclass(frozen=True)
@@ -160,9 +165,9 @@ def offered_tokens(request: Request, token_param: str | None) -> list[str]:
 # Authentication
 
 
-def _unauthenticated() -> NoReturn:
+def unauthenticated() -> ApiError:
     # One body for an unknown workspace, a missing and a wrong credential alike.
-    raise ApiError(
+    return ApiError(
         401,
         "unauthorized",
         "Send the workspace's Jira signature (X-Hub-Signature) or its ingest token "
@@ -171,22 +176,11 @@ def _unauthenticated() -> NoReturn:
     )
 
 
-def authenticate(svc: Services, incoming: JiraRequest) -> str:
-    """The id of the workspace whose credentials the request carries, or 401."""
-    slug = incoming.workspace_slug
-    workspace = None
-    with svc.db.transaction() as session:
-        if slug is not None and SLUG_PATTERN.match(slug):
-            workspace = get_by_slug(session, slug)
-        if workspace is None:
-            burn_comparison(incoming.body, incoming.signature, incoming.tokens)
-            _unauthenticated()
-        try:
-            credentials = jira_credentials(svc.keyring, workspace)
-        except DecryptionError as problem:
-            log.error("jira intake: cannot decrypt the credentials of %s: %s", slug, problem)
-            raise _unavailable() from None
-        workspace_id = workspace.id
+def check_credentials(
+    workspace_id: str, site: str | None, credentials: JiraCredentials, incoming: JiraRequest
+) -> Sender:
+    """The sender of a request for a known workspace, or 401. (An unknown workspace is
+    refused by the intake writer after burn_comparison, so both take the same time.)"""
     if not credentials_match(
         secret=credentials.secret,
         ingest_token=credentials.ingest_token,
@@ -194,8 +188,10 @@ def authenticate(svc: Services, incoming: JiraRequest) -> str:
         signature=incoming.signature,
         tokens=incoming.tokens,
     ):
-        _unauthenticated()
-    return workspace_id
+        raise unauthenticated()
+    # Already authenticated: this second look at the signature tells nothing to an attacker.
+    signed = signature_matches(credentials.secret, incoming.body, incoming.signature)
+    return Sender(workspace_id, signed, site)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,11 +223,16 @@ def _nested_deeper_than(value: Any, limit: int) -> bool:
 
 
 def parse_json_object(body: bytes) -> tuple[str, dict[str, Any]]:
-    """The body as text (what is stored) and as a JSON object, or 400 saying what is wrong."""
+    """The body as text (what is stored) and as a JSON object, or 400 saying what is wrong.
+
+    The text is the body exactly as sent (a byte-order mark too): strict UTF-8 decoding is
+    lossless, so `text.encode()` gives back Jira's bytes.
+    """
     try:
-        text = body.decode("utf-8").removeprefix("\ufeff")
+        raw = body.decode("utf-8")
     except UnicodeDecodeError:
         raise _bad_json("The body is not UTF-8 text; send the event as JSON in UTF-8.") from None
+    text = raw.removeprefix("\ufeff")
     if not text.strip():
         raise _bad_json("The body is empty; send the event as a JSON object.")
     try:
@@ -257,16 +258,19 @@ def parse_json_object(body: bytes) -> tuple[str, dict[str, Any]]:
         )
     if _nested_deeper_than(value, MAX_NESTING):
         raise _bad_json(f"The body nests deeper than {MAX_NESTING} levels.")
-    return text, value
+    return raw, value
 
 
-def safe_transform(payload: dict[str, Any], incoming: JiraRequest) -> Outcome:
+def safe_transform(
+    payload: dict[str, Any], incoming: JiraRequest, jira_site: str | None = None
+) -> Outcome:
     """The transformer never raises by design; if a bug makes it, the event is still kept."""
     try:
         return transform(
             payload,
             jira_event_id=incoming.jira_event_id,
             event_override=incoming.event_override,
+            jira_site=jira_site,
         )
     except Exception:
         log.exception("jira intake: the transformer failed on a payload")
@@ -277,11 +281,12 @@ def safe_transform(payload: dict[str, Any], incoming: JiraRequest) -> Outcome:
 # Storing and routing
 
 
-def _unavailable() -> ApiError:
+def unavailable() -> ApiError:
     return ApiError(503, "unavailable", "The event could not be stored right now; send it again.")
 
 
-def _record_fields(outcome: Outcome) -> dict[str, Any]:
+def record_fields(outcome: Outcome) -> dict[str, Any]:
+    """The columns of a stored event that its outcome decides."""
     if isinstance(outcome, Transformed):
         envelope = outcome.envelope
         return {
@@ -295,130 +300,22 @@ def _record_fields(outcome: Outcome) -> dict[str, Any]:
     return {"jira_event": outcome.jira_event, "reason": outcome.reason, "event_types": []}
 
 
-def _insert(
-    session: Session,
-    workspace_id: str,
-    incoming: JiraRequest,
-    raw: str,
-    outcome: Outcome,
-    duplicate_of: str | None,
-) -> JiraEventRecord:
-    fields = _record_fields(outcome)
-    if duplicate_of is not None:
-        fields["reason"] = f"Duplicate of event {duplicate_of} (same comment); not routed again."
-    dedupe_key = outcome.envelope.dedupe_key if isinstance(outcome, Transformed) else None
-    record = JiraEventRecord(
-        workspace_id=workspace_id,
-        received_at=incoming.received_at,
-        dedupe_key=events.stored_dedupe_key(dedupe_key) if dedupe_key else None,
-        jira_event_id=incoming.jira_event_id,
-        jira_event=(fields.pop("jira_event") or "")[:100] or None,
-        issue_key=(fields.pop("issue_key", None) or "")[:100] or None,
-        status=outcome.status,
-        raw_body=raw,
-        headers=incoming.headers,
-        **fields,
-    )
-    session.add(record)
-    # Flushing now makes a repeated X-Atlassian-Webhook-Identifier fail here, on the unique
-    # constraint, before any routing work is done.
-    session.flush()
-    return record
-
-
-def _earlier_report(session: Session, workspace_id: str, envelope: JiraEvent) -> str | None:
-    if envelope.dedupe_key is None:
-        return None
-    events.lock_dedupe_key(session, workspace_id, envelope.dedupe_key)
-    since = utcnow() - events.DEDUPE_WINDOW
-    return events.earlier_report(session, workspace_id, envelope.dedupe_key, since)
-
-
-def _route(session: Session, svc: Services, record: JiraEventRecord, envelope: JiraEvent) -> int:
-    try:
-        # A savepoint: a routing failure must not lose the event that was just stored.
-        with session.begin_nested():
-            return hooks.route_event(session, svc, record, envelope)
-    except Exception:
-        log.exception("jira intake: routing failed for event %s", record.id)
-        record.reason = "Routing failed because of an error in this service; see the server log."
-        return 0
-
-
-def _store_and_route(
-    svc: Services, workspace_id: str, incoming: JiraRequest, raw: str, outcome: Outcome
-) -> IntakeAnswer:
-    with svc.db.transaction() as session:
-        envelope = outcome.envelope if isinstance(outcome, Transformed) else None
-        duplicate_of = _earlier_report(session, workspace_id, envelope) if envelope else None
-        record = _insert(session, workspace_id, incoming, raw, outcome, duplicate_of)
-        deliveries = 0
-        if envelope is not None and duplicate_of is None:
-            deliveries = _route(session, svc, record, envelope)
-        return IntakeAnswer(record.id, deliveries)
-
-
-def store_event(
-    svc: Services, workspace_id: str, incoming: JiraRequest, raw: str, outcome: Outcome
-) -> IntakeAnswer:
-    """Store (and route) one event; a repeated identifier answers the stored event instead.
-
-    The unique constraint on (workspace_id, jira_event_id) decides, not a read before the
-    write: two copies arriving at once cannot both be stored.
-    """
-    try:
-        return _store_and_route(svc, workspace_id, incoming, raw, outcome)
-    except IntegrityError as problem:
-        existing = None
-        if incoming.jira_event_id is not None:
-            with svc.db.transaction() as session:
-                existing = events.find_by_jira_event_id(
-                    session, workspace_id, incoming.jira_event_id
-                )
-        if existing is None:
-            log.error("jira intake: could not store an event: %s", problem.orig)
-            raise _unavailable() from None
-        return IntakeAnswer(existing.id, 0, duplicate=True)
-
-
-def accept(svc: Services, incoming: JiraRequest) -> IntakeAnswer:
-    """Authenticate, parse, transform, store and route: the blocking part of intake."""
-    try:
-        workspace_id = authenticate(svc, incoming)
-        raw, payload = parse_json_object(incoming.body)
-        outcome = safe_transform(payload, incoming)
-        answer = store_event(svc, workspace_id, incoming, raw, outcome)
-    except SQLAlchemyError as problem:
-        log.error("jira intake: database unavailable: %s", type(problem).__name__)
-        raise _unavailable() from None
-    JIRA_EVENTS.labels("duplicate" if answer.duplicate else outcome.status).inc()
-    if not answer.duplicate:
-        log.info(
-            "jira intake: stored event %s (%s) for workspace %s",
-            answer.event_id,
-            outcome.status,
-            incoming.workspace_slug,
-        )
-    return answer
-
-
 # ---------------------------------------------------------------------------------------------
 # The route
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"description": description, "content": {"application/json": {"example": example}}}
-    for status, description, example in (
-        (400, "Not UTF-8, not JSON, or not a JSON object.", error_body("invalid_json", "…")),
-        (
-            401,
-            "Unknown workspace, or missing or wrong credentials.",
-            error_body("unauthorized", "…"),
-        ),
-        (413, "The body is larger than 1 MiB.", error_body("payload_too_large", "…")),
-        (415, "The content type is not JSON.", error_body("unsupported_media_type", "…")),
-        (503, "The event could not be stored; send it again.", error_body("unavailable", "…")),
-    )
-}
+# Every error intake can answer, in the order of the checks in this module's docstring.
+INTAKE_ERRORS = (
+    "payload_too_large",
+    "unsupported_media_type",
+    "unauthorized",
+    "invalid_json",
+    "not_json_object",
+    "client_disconnected",
+    # Not reachable through the plain query strings; named so that the 422 FastAPI would
+    # describe by itself shows the service's error shape.
+    "validation_error",
+    "unavailable",
+)
 
 
 @router.post(
@@ -427,7 +324,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     response_model=Accepted,
     responses={
         200: {"model": Duplicate, "description": "Already stored (same identifier)."},
-        **_ERRORS,
+        **error_responses(*INTAKE_ERRORS),
     },
     openapi_extra={
         "requestBody": {
@@ -468,13 +365,16 @@ async def receive_jira_webhook(
         headers=stored_headers(request),
         received_at=received_at,
     )
-    answer = await run_in_threadpool(accept, svc, incoming)
+    # Authenticated, parsed, stored and routed by the intake writer, together with whatever
+    # else arrived meanwhile; answered once the transaction holding this event committed.
+    writer = svc.intake_writer
+    if writer is None:
+        raise unavailable()
+    answer = await writer.submit(incoming)
     if answer.duplicate:
         return JSONResponse(
             Duplicate(duplicate=True, event_id=answer.event_id).model_dump(), status_code=200
         )
-    if answer.deliveries > 0:
-        hooks.after_commit(svc)
     return JSONResponse(
         Accepted(event_id=answer.event_id, deliveries=answer.deliveries).model_dump(),
         status_code=202,

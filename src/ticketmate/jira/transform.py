@@ -14,12 +14,13 @@ product knowingly does not route. Bodies without `webhookEvent` come from Jira A
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 from ticketmate.jira.adf import adf_to_text, is_adf
 from ticketmate.jira.events import Actor, Change, Comment, EventType, Issue, JiraEvent
@@ -149,11 +150,134 @@ def _rich_text(value: object, path: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Envelope parts
+# The Jira site: where an "Open in Jira" link may point
+
+# What a URL Jira wrote may hold: RFC 3986's unreserved and reserved characters and percent
+# escapes, less the single quote. Quotes, angle brackets, backslashes, spaces, controls and
+# anything outside ASCII (full-width letters that a browser folds into another host) mean the
+# value is not a URL Jira wrote, whatever a lenient parser would make of it.
+_URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&()*+,;=%]+")
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# No percent escapes in a context path: a browser reads "%2e%2e" as "..".
+_CONTEXT_PATH = re.compile(r"(?:/[A-Za-z0-9\-._~]+)*")
+_BROWSE_KEY = re.compile(r"(?:[A-Za-z0-9\-._~]|%[0-9A-F]{2})+")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_SITE_LENGTH = 300  # the workspaces.jira_base_url column
+SITE_EXAMPLE = "https://your-site.atlassian.net or https://jira.example.com/jira"
+
+
+class NotASite(ValueError):
+    """A value is not a Jira site's base URL; the message says why, in a user's words."""
+
+
+def _ipv4(labels: list[str]) -> bool:
+    # Only the dotted-quad form: "2130706433" or "0x7f.1" are hosts to browsers, not to people.
+    return len(labels) == 4 and all(
+        label.isdigit() and str(int(label)) == label and int(label) <= 255 for label in labels
+    )
+
+
+def _punycode(label: str) -> bool:
+    """An `xn--` label that really is the ASCII form of an internationalised name."""
+    try:
+        return label.encode("ascii").decode("idna").encode("idna").decode("ascii") == label
+    except UnicodeError:
+        return False
+
+
+def _host_name(host: str) -> str:
+    host = host.lower()
+    if not host or len(host) > 253:
+        raise NotASite("The address has no valid host name.")
+    labels = host.split(".")
+    if all(label.isdigit() for label in labels):
+        if not _ipv4(labels):
+            raise NotASite(f"{host} is not a host name or an IPv4 address.")
+        return host
+    for label in labels:
+        if not _LABEL.fullmatch(label) or (label.startswith("xn--") and not _punycode(label)):
+            raise NotASite(
+                "The host name may hold only letters, digits, hyphens and dots "
+                "(internationalised names in their xn-- form)."
+            )
+    if labels[-1].isdigit():
+        raise NotASite(f"{host} is not a host name or an IPv4 address.")
+    return host
+
+
+def _origin(scheme: str, netloc: str) -> str:
+    """scheme://host[:port], the host checked and lower-cased, the default port left out."""
+    if scheme not in _DEFAULT_PORTS:
+        raise NotASite("The address must start with https:// (or http://).")
+    if "@" in netloc:
+        raise NotASite("The address must not carry a user name or password.")
+    if netloc.startswith("["):
+        literal, bracket, rest = netloc[1:].partition("]")
+        if not bracket or "%" in literal or (rest and not rest.startswith(":")):
+            raise NotASite("The address has no valid host name.")
+        try:
+            host = f"[{ipaddress.IPv6Address(literal).compressed}]"
+        except ValueError:
+            raise NotASite(f"{literal} is not an IPv6 address.") from None
+        has_port, port = bool(rest), rest[1:]
+    else:
+        name, colon, port = netloc.partition(":")
+        host, has_port = _host_name(name), bool(colon)
+    if has_port:
+        if not (port.isdigit() and len(port) <= 5 and 0 < int(port) <= 65535):
+            raise NotASite("The port must be a number from 1 to 65535.")
+        if int(port) != _DEFAULT_PORTS[scheme]:
+            host = f"{host}:{int(port)}"
+    return f"{scheme}://{host}"
+
+
+def _context_path(path: str) -> str:
+    """A Server site's context path (`/jira`), or "" for a site at the root."""
+    context = path.rstrip("/")
+    segments = context.split("/")[1:]
+    if not _CONTEXT_PATH.fullmatch(context) or any(s in (".", "..") for s in segments):
+        raise NotASite("The path may hold only letters, digits and - . _ ~ between slashes.")
+    return context
+
+
+def _split(url: str) -> SplitResult:
+    if len(url) > 2000 or not _URL_CHARACTERS.fullmatch(url):
+        raise NotASite(
+            "The address may not hold spaces, quotes, angle brackets, backslashes or letters "
+            "outside ASCII."
+        )
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise NotASite("The address is not a well-formed URL.") from None
+    if not url.lower().startswith(f"{parts.scheme}://") or not parts.netloc:
+        raise NotASite("The address must start with https:// (or http://) and a host name.")
+    return parts
+
+
+def read_site(url: str) -> str:
+    """An administrator's Jira base URL, normalised: scheme://host[:port][/context].
+
+    Raises NotASite with the reason. The same rules as for the sites read from payloads,
+    except that an internationalised (xn--) host is accepted: an administrator typed it.
+    """
+    if not url.strip():
+        raise NotASite(f"Enter the Jira site's base URL, like {SITE_EXAMPLE}.")
+    parts = _split(url.strip())
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise NotASite("Enter the site's base URL without ? or #.")
+    context = _context_path(parts.path)
+    if any(s in ("rest", "browse") for s in context.lower().split("/")):
+        raise NotASite(f"Enter the site's base URL, like {SITE_EXAMPLE}, not a page of it.")
+    site = _origin(parts.scheme, parts.netloc) + context
+    if len(site) > MAX_SITE_LENGTH:
+        raise NotASite(f"A Jira base URL is at most {MAX_SITE_LENGTH} characters.")
+    return site
 
 
 def site_base(self_url: str | None) -> str | None:
-    """The Jira site a REST `self` URL belongs to, context path included.
+    """The Jira site a REST `self` URL belongs to, context path included; None unless the URL
+    is well-formed (https or http, a valid host name, no user name or password).
 
     Only the part before `/rest/` is used: recent Cloud payloads have a malformed path after it
     (`/rest/api/2/10021`), and Server sites may live under a context path (`/jira`).
@@ -161,15 +285,18 @@ def site_base(self_url: str | None) -> str | None:
     if not self_url:
         return None
     try:
-        parts = urlsplit(self_url)
-    except ValueError:
+        parts = _split(self_url)
+        path = parts.path
+        context = _context_path(path[: path.find("/rest/")] if "/rest/" in path else "")
+        site = _origin(parts.scheme, parts.netloc) + context
+    except NotASite:
         return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    host = parts.netloc.rsplit("@", 1)[-1]  # never carry credentials into a link
-    path = parts.path
-    context = path[: path.find("/rest/")] if "/rest/" in path else ""
-    return f"{parts.scheme}://{host}{context.rstrip('/')}"
+    return site if len(site) <= MAX_SITE_LENGTH else None
+
+
+def is_internationalised(site: str) -> bool:
+    host = urlsplit(site).hostname or ""
+    return any(label.startswith("xn--") for label in host.split("."))
 
 
 def _browse_url(self_url: str | None, key: str | None) -> str | None:
@@ -177,6 +304,72 @@ def _browse_url(self_url: str | None, key: str | None) -> str | None:
     if base is None or not key:
         return None
     return f"{base}/browse/{quote(key, safe='-_.~')}"
+
+
+def browse_site(url: str | None) -> str | None:
+    """The site of a link `_browse_url` made ({site}/browse/{key}); None for any other URL."""
+    head, marker, key = (url or "").rpartition("/browse/")
+    if not marker or not _BROWSE_KEY.fullmatch(key):
+        return None
+    try:
+        site = read_site(head)
+    except NotASite:
+        return None
+    return site if site == head else None
+
+
+def link_site(envelope: JiraEvent) -> str | None:
+    """The site the envelope's Open in Jira link goes to, if it has one."""
+    return browse_site(envelope.issue.browse_url) if envelope.issue else None
+
+
+MALFORMED_LINK_NOTE = (
+    "The issue's self URL is not a well-formed Jira address (https://host[:port][/path], no "
+    "user name), so the card has no Open in Jira link."
+)
+
+
+def foreign_link_note(site: str, jira_site: str) -> str:
+    return (
+        f"The issue's address is on {site}, not on this workspace's Jira ({jira_site}), so the "
+        "card has no Open in Jira link. If Jira moved, change its base URL on the Jira card of "
+        "Admin > Integrations."
+    )
+
+
+def internationalised_link_note(site: str) -> str:
+    return (
+        f"The issue's address {site} has an internationalised host name, so the card has no "
+        "Open in Jira link until an administrator enters that base URL on the Jira card of "
+        "Admin > Integrations."
+    )
+
+
+def without_link(envelope: JiraEvent, note: str) -> JiraEvent:
+    issue = envelope.issue.model_copy(update={"browse_url": None}) if envelope.issue else None
+    return envelope.model_copy(update={"issue": issue, "notes": [*envelope.notes, note]})
+
+
+def pin_link(envelope: JiraEvent, jira_site: str | None) -> JiraEvent:
+    """The envelope with its Open in Jira link kept only where it may go.
+
+    `jira_site` is the workspace's pinned Jira base URL (None until it is learned or set).
+    A link to another site is dropped, and so is one to an internationalised host name that
+    no administrator entered (a look-alike of the real name is too easy to make); the event's
+    notes say why.
+    """
+    site = link_site(envelope)
+    if site is None or site == jira_site:
+        return envelope
+    if jira_site is not None:
+        return without_link(envelope, foreign_link_note(site, jira_site))
+    if is_internationalised(site):
+        return without_link(envelope, internationalised_link_note(site))
+    return envelope
+
+
+# ---------------------------------------------------------------------------------------------
+# Envelope parts
 
 
 def read_actor(value: object, path: str) -> Actor:
@@ -340,17 +533,29 @@ NO_ISSUE_NOTE = (
 )
 
 
+def _malformed_link(issue_value: object, issue: Issue | None) -> bool:
+    """The issue has a key and a `self` URL, but no link could be made from them."""
+    if issue is None or not issue.key or issue.browse_url is not None:
+        return False
+    self_url = issue_value.get("self") if isinstance(issue_value, dict) else None
+    return isinstance(self_url, str) and bool(self_url.strip())
+
+
 def _base_envelope(ctx: Context, issue_value: object, path: str = "issue") -> dict[str, Any]:
     occurred_at, note = read_occurred_at(ctx.payload.get("timestamp"))
+    issue = read_issue(issue_value, path)
+    notes = [note] if note else []
+    if _malformed_link(issue_value, issue):
+        notes.append(MALFORMED_LINK_NOTE)
     return {
         "jira_event": ctx.jira_event,
         "jira_event_id": ctx.jira_event_id,
         "issue_event_type_name": ctx.type_name,
         "occurred_at": occurred_at,
         "actor": read_actor(ctx.payload.get("user"), "user"),
-        "issue": read_issue(issue_value, path),
+        "issue": issue,
         "changes": read_changes(ctx.payload.get("changelog")),
-        "notes": [note] if note else [],
+        "notes": notes,
     }
 
 
@@ -565,9 +770,16 @@ def _ignored_reason(name: str) -> str:
 
 
 def transform(
-    payload: Payload, *, jira_event_id: str | None = None, event_override: str | None = None
+    payload: Payload,
+    *,
+    jira_event_id: str | None = None,
+    event_override: str | None = None,
+    jira_site: str | None = None,
 ) -> Outcome:
-    """Read one Jira payload. Never raises for any JSON object."""
+    """Read one Jira payload. Never raises for any JSON object.
+
+    `jira_site` is the workspace's pinned Jira base URL: links elsewhere are left out.
+    """
     raw_event = payload.get("webhookEvent")
     if raw_event is not None and not isinstance(raw_event, str):
         return Rejected(f"webhookEvent is {_json_type(raw_event)}, not text")
@@ -578,11 +790,13 @@ def transform(
         outcome = _dispatch(ctx)
     except Unreadable as problem:
         return Rejected(f"The payload cannot be read: {problem}.", jira_event)
-    if isinstance(outcome, Transformed) and jira_event is not None and event_override:
+    if not isinstance(outcome, Transformed):
+        return outcome
+    envelope = outcome.envelope
+    if jira_event is not None and event_override:
         note = "?event= was not used: it applies only to bodies without webhookEvent."
-        envelope = outcome.envelope.model_copy(update={"notes": [*outcome.envelope.notes, note]})
-        return Transformed(envelope)
-    return outcome
+        envelope = envelope.model_copy(update={"notes": [*envelope.notes, note]})
+    return Transformed(pin_link(envelope, jira_site))
 
 
 def _dispatch(ctx: Context) -> Outcome:

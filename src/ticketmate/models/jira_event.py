@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketmate.models.base import Base, Timestamps, UTCDateTime, id_column
@@ -48,5 +48,12 @@ class JiraEventRecord(Timestamps, Base):
     envelope: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # The envelope's dedupe_key (a comment's identity), hashed when long; null for the rest.
     dedupe_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    # Filled by the EventRouter: which subscriptions matched, and why the others did not.
-    routing: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Filled by the EventRouter; null when the event was not routed (ignored, rejected, a
+    # second report of a comment, a routing failure). Only what matched is kept, a few hundred
+    # bytes: why the others did not is worked out when someone asks (routing/explanation.py).
+    # The ids of the subscriptions that took the event, in id order, at most
+    # MATCHED_IDS_LIMIT of them; matched_count says how many there were in all.
+    matched_subscription_ids: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    matched_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The workspace's other subscriptions (all of them, enabled or not, minus the matched).
+    not_matched_count: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -24,7 +24,7 @@ def generate(
 
     Put it first in the list, keep the old keys, then run `ticketmate keys rotate`.
     """
-    from ticketmate.cli import fail
+    from ticketmate.cli_support import fail
 
     if kid is not None and (not kid.strip() or ":" in kid or "," in kid or len(kid) > 64):
         raise fail("a key id is 1-64 characters without ':' or ','")
@@ -43,7 +43,7 @@ def rotate(
 
     Safe to interrupt and run again: secrets already on the first key are skipped.
     """
-    from ticketmate.cli import cli_errors, fail, with_services
+    from ticketmate.cli_support import cli_errors, fail, with_services
     from ticketmate.security.rotation import rotate as rotate_secrets
     from ticketmate.security.rotation import rows_to_examine
 

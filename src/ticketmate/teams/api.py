@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ticketmate.audit.http import actor_of, request_info
+from ticketmate.errors import (
+    BODY,
+    LIST,
+    WORKSPACE_CHANGE,
+    WORKSPACE_READ,
+    error_responses,
+)
 from ticketmate.models import TeamsWebhook
 from ticketmate.pagination import PageParams
 from ticketmate.security.auth import AdminContext, WorkspaceAdmin
@@ -23,44 +30,30 @@ from ticketmate.security.masking import mask_url
 from ticketmate.state import Services, services
 from ticketmate.teams import service
 from ticketmate.teams.client import new_http_session
-from ticketmate.teams.service import (
-    SubscriptionCreate,
-    SubscriptionUpdate,
-    SubscriptionView,
+from ticketmate.teams.subscriptions import SubscriptionCreate, SubscriptionUpdate, SubscriptionView
+from ticketmate.teams.test_connection import ConnectionTestResult, record_test, send_test_message
+from ticketmate.teams.webhooks import (
     TeamsError,
     WebhookCreate,
     WebhookUpdate,
     WebhookUrlText,
     WebhookView,
 )
-from ticketmate.teams.test_connection import ConnectionTestResult, record_test, send_test_message
 
 log = logging.getLogger(__name__)
 
 
-class ErrorBody(BaseModel):
-    code: str = Field(description="snake_case error code")
-    message: str = Field(description="One sentence a person can act on.")
-    details: list[dict[str, Any]] | None = None
+# What saving a webhook can answer beyond the workspace's own errors.
+WEBHOOK_SAVE = (
+    *WORKSPACE_CHANGE,
+    *BODY,
+    "invalid_webhook_url",
+    "channel_name_taken",
+    "duplicate_webhook_url",
+    "conflict",
+)
 
-
-class ErrorOut(BaseModel):
-    error: ErrorBody
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    meaning = {
-        401: "No credentials, or unknown ones.",
-        403: "Not a workspace administrator (or the CSRF token of a browser session is wrong).",
-        404: "No such workspace for you, or no such webhook or subscription in it.",
-        409: "Conflicts with what is saved (duplicate URL or channel name, webhook in use).",
-        422: "The request is not valid; `details` names the fields.",
-        500: "A saved secret cannot be decrypted.",
-    }
-    return {s: {"model": ErrorOut, "description": meaning[s]} for s in (401, 403, 404, *statuses)}
-
-
-router = APIRouter(prefix="/api/v1/workspaces/{slug}/teams", tags=["teams"], responses=_errors(422))
+router = APIRouter(prefix="/api/v1/workspaces/{slug}/teams", tags=["teams"])
 Svc = Annotated[Services, Depends(services)]
 WebhookIdPath = Annotated[str, Path(max_length=64, description="The webhook's id.")]
 SubscriptionIdPath = Annotated[str, Path(max_length=64, description="The subscription's id.")]
@@ -92,7 +85,11 @@ class ConnectionTestOut(BaseModel):
 # -- webhooks ----------------------------------------------------------------------------------
 
 
-@router.get("/webhooks", summary="List the workspace's webhooks")
+@router.get(
+    "/webhooks",
+    summary="List the workspace's webhooks",
+    responses=error_responses(*WORKSPACE_READ, *LIST),
+)
 def list_webhooks(
     ctx: WorkspaceAdmin,
     svc: Svc,
@@ -107,7 +104,12 @@ def list_webhooks(
         return WebhookList(items=[WebhookView.of(w) for w in webhooks], next_cursor=next_cursor)
 
 
-@router.post("/webhooks", status_code=201, summary="Add a webhook", responses=_errors(409, 422))
+@router.post(
+    "/webhooks",
+    status_code=201,
+    summary="Add a webhook",
+    responses=error_responses(*WEBHOOK_SAVE),
+)
 def create_webhook(
     body: WebhookCreate, ctx: WorkspaceAdmin, svc: Svc, request: Request
 ) -> WebhookView:
@@ -128,7 +130,7 @@ def create_webhook(
 @router.post(
     "/webhooks/test",
     summary="Test a webhook URL before saving it",
-    responses=_errors(422),
+    responses=error_responses(*WORKSPACE_CHANGE, *BODY, "invalid_webhook_url"),
 )
 async def run_url_test(
     body: WebhookTestIn, ctx: WorkspaceAdmin, svc: Svc, request: Request
@@ -149,14 +151,22 @@ async def run_url_test(
     return _answer(result)
 
 
-@router.get("/webhooks/{webhook_id}", summary="Get a webhook", responses=_errors())
+@router.get(
+    "/webhooks/{webhook_id}",
+    summary="Get a webhook",
+    responses=error_responses(*WORKSPACE_READ, "webhook_not_found"),
+)
 def get_webhook(webhook_id: WebhookIdPath, ctx: WorkspaceAdmin, svc: Svc) -> WebhookView:
     """One webhook, with its health."""
     with svc.db.transaction() as session:
         return WebhookView.of(service.get_webhook(session, ctx.workspace_id, webhook_id))
 
 
-@router.patch("/webhooks/{webhook_id}", summary="Change a webhook", responses=_errors(409, 422))
+@router.patch(
+    "/webhooks/{webhook_id}",
+    summary="Change a webhook",
+    responses=error_responses(*WEBHOOK_SAVE, "webhook_not_found"),
+)
 def update_webhook(
     webhook_id: WebhookIdPath,
     body: WebhookUpdate,
@@ -183,7 +193,7 @@ def update_webhook(
     "/webhooks/{webhook_id}",
     status_code=204,
     summary="Delete a webhook",
-    responses=_errors(409),
+    responses=error_responses(*WORKSPACE_CHANGE, "webhook_not_found", "webhook_in_use"),
 )
 def delete_webhook(
     webhook_id: WebhookIdPath,
@@ -210,7 +220,7 @@ def delete_webhook(
 @router.post(
     "/webhooks/{webhook_id}/test",
     summary="Test a saved webhook",
-    responses=_errors(500),
+    responses=error_responses(*WORKSPACE_CHANGE, "webhook_not_found", "webhook_url_unreadable"),
 )
 async def run_webhook_test(
     webhook_id: WebhookIdPath, ctx: WorkspaceAdmin, svc: Svc, request: Request
@@ -303,7 +313,11 @@ def _answer(result: ConnectionTestResult) -> ConnectionTestOut:
 # -- subscriptions -----------------------------------------------------------------------------
 
 
-@router.get("/subscriptions", summary="List the workspace's subscriptions")
+@router.get(
+    "/subscriptions",
+    summary="List the workspace's subscriptions",
+    responses=error_responses(*WORKSPACE_READ, *LIST),
+)
 def list_subscriptions(
     ctx: WorkspaceAdmin,
     svc: Svc,
@@ -327,7 +341,10 @@ def list_subscriptions(
 
 
 @router.post(
-    "/subscriptions", status_code=201, summary="Add a subscription", responses=_errors(422)
+    "/subscriptions",
+    status_code=201,
+    summary="Add a subscription",
+    responses=error_responses(*WORKSPACE_CHANGE, *BODY),
 )
 def create_subscription(
     body: SubscriptionCreate, ctx: WorkspaceAdmin, svc: Svc, request: Request
@@ -344,7 +361,11 @@ def create_subscription(
         return SubscriptionView.of(subscription, channel_name)
 
 
-@router.get("/subscriptions/{subscription_id}", summary="Get a subscription", responses=_errors())
+@router.get(
+    "/subscriptions/{subscription_id}",
+    summary="Get a subscription",
+    responses=error_responses(*WORKSPACE_READ, "subscription_not_found"),
+)
 def get_subscription(
     subscription_id: SubscriptionIdPath, ctx: WorkspaceAdmin, svc: Svc
 ) -> SubscriptionView:
@@ -354,7 +375,9 @@ def get_subscription(
 
 
 @router.patch(
-    "/subscriptions/{subscription_id}", summary="Change a subscription", responses=_errors(422)
+    "/subscriptions/{subscription_id}",
+    summary="Change a subscription",
+    responses=error_responses(*WORKSPACE_CHANGE, *BODY, "subscription_not_found"),
 )
 def update_subscription(
     subscription_id: SubscriptionIdPath,
@@ -380,7 +403,7 @@ def update_subscription(
     "/subscriptions/{subscription_id}",
     status_code=204,
     summary="Delete a subscription",
-    responses=_errors(),
+    responses=error_responses(*WORKSPACE_CHANGE, "subscription_not_found"),
 )
 def delete_subscription(
     subscription_id: SubscriptionIdPath, ctx: WorkspaceAdmin, svc: Svc, request: Request

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from ticketmate.jira.events import CARD_PRECEDENCE, EVENT_TYPE_LABELS, EventType, JiraEvent
+from ticketmate.jira.transform import browse_site
 
 MAX_MESSAGE_BYTES = 28_672
 CARD_VERSION = "1.4"
@@ -191,8 +191,10 @@ def _long_text(event: JiraEvent, event_type: EventType, limit: int) -> list[Elem
 
 
 def _open_in_jira(event: JiraEvent) -> list[Element]:
+    # Only a link of the form intake makes ({site}/browse/{key}, the site well-formed) becomes
+    # a button; intake has already left out links to a site other than the workspace's Jira.
     url = event.issue.browse_url if event.issue else None
-    if not url or urlsplit(url).scheme not in ("http", "https"):
+    if not url or browse_site(url) is None:
         return []
     return [{"type": "Action.OpenUrl", "title": "Open in Jira", "url": url}]
 

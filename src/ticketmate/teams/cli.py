@@ -8,29 +8,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from ticketmate.accounts.service import get_user_by_email, role_in
-from ticketmate.audit.service import Actor, RequestInfo
-from ticketmate.errors import CommandError, validation_details
+from ticketmate.cli_support import CLI_REQUEST, acting_admin, command_errors, with_services
+from ticketmate.errors import CommandError
 from ticketmate.pagination import MAX_LIMIT, Page
 from ticketmate.state import Services
-from ticketmate.teams import service
-from ticketmate.teams.service import (
-    SubscriptionCreate,
-    SubscriptionFilters,
-    SubscriptionView,
-    TeamsError,
-    WebhookCreate,
-    WebhookView,
-)
-from ticketmate.workspaces.service import get_by_slug
+from ticketmate.teams import subscriptions, webhooks
+from ticketmate.teams.subscriptions import SubscriptionCreate, SubscriptionFilters, SubscriptionView
+from ticketmate.teams.webhooks import WebhookCreate, WebhookView
 
 app = typer.Typer(no_args_is_help=True)
 webhook_app = typer.Typer(help="Teams webhooks (one per channel).", no_args_is_help=True)
@@ -38,7 +28,6 @@ subscription_app = typer.Typer(help="Which events go to which webhook.", no_args
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(subscription_app, name="subscription")
 
-CLI_REQUEST = RequestInfo(ip=None, user_agent="ticketmate-cli")
 T = TypeVar("T")
 
 WorkspaceOpt = Annotated[str, typer.Option("--workspace", help="Workspace slug.")]
@@ -48,42 +37,8 @@ AsOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
 
-@contextmanager
-def command_errors() -> Iterator[None]:
-    from ticketmate.cli import cli_errors
-
-    with cli_errors():
-        try:
-            yield
-        except TeamsError as exc:
-            raise CommandError(_sentence(exc.message)) from None
-        except ValidationError as exc:
-            first = validation_details(list(exc.errors()))[0]
-            raise CommandError(f"{first['field']}: {first['message']}") from None
-
-
-def _sentence(message: str) -> str:
-    # The API's sentences end with a full stop; the CLI's one-line errors do not.
-    return message[:-1] if message.endswith(".") else message
-
-
 def _run(action: Callable[[Services], T]) -> T:
-    from ticketmate.cli import with_services
-
     return with_services(action)
-
-
-def acting_admin(session: Session, slug: str, email: str) -> tuple[str, Actor]:
-    """The workspace id and the acting administrator, or a one-line reason why not."""
-    workspace = get_by_slug(session, slug.strip().lower())
-    if workspace is None:
-        raise CommandError(f"there is no workspace {slug!r}")
-    user = get_user_by_email(session, email)
-    if user is None:
-        raise CommandError(f"there is no user {email!r}")
-    if role_in(session, user.id, workspace.id) != "admin":
-        raise CommandError(f"{user.email} is not an administrator of workspace {workspace.slug}")
-    return workspace.id, Actor("user", user.id, user.email)
 
 
 def _read_url(url: str | None, url_stdin: bool) -> str:
@@ -134,7 +89,7 @@ def webhook_add(
         def action(svc: Services) -> WebhookView:
             with svc.db.transaction() as session:
                 workspace_id, actor = acting_admin(session, workspace, acting_as)
-                webhook = service.create_webhook(
+                webhook = webhooks.create_webhook(
                     session,
                     svc.keyring,
                     workspace_id,
@@ -181,8 +136,8 @@ def _all_webhooks(session: Session, workspace_id: str) -> list[Any]:
     found: list[Any] = []
     page = Page(MAX_LIMIT, None)
     while True:
-        webhooks, cursor = service.list_webhooks(session, workspace_id, page)
-        found.extend(webhooks)
+        rows, cursor = webhooks.list_webhooks(session, workspace_id, page)
+        found.extend(rows)
         if cursor is None:
             return found
         page = Page(MAX_LIMIT, found[-1].id)
@@ -202,8 +157,8 @@ def webhook_remove(
     def action(svc: Services) -> tuple[str, list[str]]:
         with svc.db.transaction() as session:
             workspace_id, actor = acting_admin(session, workspace, acting_as)
-            found = service.find_webhook(session, workspace_id, webhook)
-            deleted = service.delete_webhook(
+            found = webhooks.find_webhook(session, workspace_id, webhook)
+            deleted = webhooks.delete_webhook(
                 session, workspace_id, found.id, cascade=cascade, actor=actor, request=CLI_REQUEST
             )
             return found.channel_name, deleted
@@ -250,14 +205,14 @@ def subscription_add(
         def action(svc: Services) -> SubscriptionView:
             with svc.db.transaction() as session:
                 workspace_id, actor = acting_admin(session, workspace, acting_as)
-                target = service.find_webhook(session, workspace_id, webhook)
+                target = webhooks.find_webhook(session, workspace_id, webhook)
                 data = SubscriptionCreate(
                     event_type=event_type,
                     webhook_id=target.id,
                     enabled=not disabled,
                     filters=filters,
                 )
-                subscription, channel_name = service.create_subscription(
+                subscription, channel_name = subscriptions.create_subscription(
                     session, workspace_id, data, actor=actor, request=CLI_REQUEST
                 )
                 return SubscriptionView.of(subscription, channel_name)
@@ -285,12 +240,12 @@ def subscription_list(
         with svc.db.transaction() as session:
             workspace_id, _actor = acting_admin(session, workspace, acting_as)
             webhook_id = (
-                service.find_webhook(session, workspace_id, webhook).id if webhook else None
+                webhooks.find_webhook(session, workspace_id, webhook).id if webhook else None
             )
             views: list[SubscriptionView] = []
             page = Page(MAX_LIMIT, None)
             while True:
-                rows, cursor = service.list_subscriptions(
+                rows, cursor = subscriptions.list_subscriptions(
                     session, workspace_id, page, webhook_id=webhook_id
                 )
                 views.extend(SubscriptionView.of(s, channel) for s, channel in rows)
@@ -321,7 +276,7 @@ def subscription_remove(
     def action(svc: Services) -> None:
         with svc.db.transaction() as session:
             workspace_id, actor = acting_admin(session, workspace, acting_as)
-            service.delete_subscription(
+            subscriptions.delete_subscription(
                 session, workspace_id, subscription_id, actor=actor, request=CLI_REQUEST
             )
 

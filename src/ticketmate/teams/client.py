@@ -45,6 +45,8 @@ class TeamsAnswer:
     excerpt: str = ""
     retry_after_seconds: float | None = None
     removed: bool = False  # 404/410: the webhook is gone from the Teams channel
+    # 429, or a connector's 200 quoting "HTTP error 429": the channel must rest.
+    throttled: bool = False
 
     @property
     def ok(self) -> bool:
@@ -155,6 +157,7 @@ def _error_in_body(
             excerpt,
             retry_after_seconds=wait,
             removed=inner.removed,
+            throttled=inner.throttled,
         )
     return TeamsAnswer(
         "retry",
@@ -180,6 +183,7 @@ def _error_status(
             excerpt,
             retry_after_seconds=wait,
             removed=removed,
+            throttled=status == 429,
         )
 
     detail = f" Teams said: “{_quote(shown)}”." if shown else ""

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from ticketmate.audit.service import Actor, RequestInfo, record
 from ticketmate.models import TeamsWebhook
 from ticketmate.teams.client import TeamsAnswer, post_message
-from ticketmate.teams.service import WEBHOOK_TARGET
+from ticketmate.teams.webhooks import WEBHOOK_TARGET
 from ticketmate.timeutil import rfc3339, utcnow
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""Admin > Integrations: the Microsoft Teams card and the Jira card (URL, secret, ingest token).
+"""Admin > Integrations: the Microsoft Teams card and the Jira card (URL, secret, ingest token,
+and the Jira base URL that Open in Jira links are pinned to).
 
 This module's `router` also carries the other admin pages (Teams, Delivery Log, Audit Log) and,
 last, a catch-all so that every address under /w/{slug}/ answers as an admin page does: the
@@ -7,15 +8,17 @@ sign-in page, 404 for non-members, 403 for members who are not administrators.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Request
+from pydantic import ValidationError
 from starlette.responses import Response
 
 from ticketmate.jira import api as jira_api
 from ticketmate.security.auth import load_workspace
 from ticketmate.web.audit_views import router as audit_pages
 from ticketmate.web.delivery_views import router as delivery_pages
+from ticketmate.web.forms import FormErrors
 from ticketmate.web.guard import AdminAction, AdminView, PageRoute, Svc, not_found
 from ticketmate.web.pages import AdminPage, fragment, is_htmx, page, redirect
 from ticketmate.web.queries import teams_status
@@ -34,8 +37,41 @@ def workspace_home(p: AdminView) -> Response:
     return redirect(p.integrations_url)
 
 
-def _jira_url(svc: Svc, p: AdminPage) -> str:
-    return jira_webhook_url(svc.settings.base_url, load_workspace(svc, p.ctx))
+def _jira_card_context(
+    svc: Svc, p: AdminPage, site_form: tuple[str, FormErrors] | None = None
+) -> dict[str, Any]:
+    """What the Jira card shows besides the credentials: the URL and the Jira base URL form
+    (with what was typed and its error, after a refused submission)."""
+    workspace = load_workspace(svc, p.ctx)
+    typed, errors = site_form or (workspace.jira_base_url or "", FormErrors())
+    return {
+        "jira_url": jira_webhook_url(svc.settings.base_url, workspace),
+        "jira_site": workspace.jira_base_url,
+        "site_value": typed,
+        "site_errors": errors,
+    }
+
+
+def _jira_card(
+    request: Request,
+    svc: Svc,
+    p: AdminPage,
+    *,
+    revealed: dict[str, str] | None = None,
+    notice: str | None = None,
+    site_form: tuple[str, FormErrors] | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The Jira card alone, for HTMX to swap in."""
+    return fragment(
+        request,
+        "_jira_card.html",
+        p,
+        status_code=status_code,
+        revealed=revealed or {},
+        notice=notice,
+        **_jira_card_context(svc, p, site_form),
+    )
 
 
 def _integrations(
@@ -43,6 +79,9 @@ def _integrations(
     svc: Svc,
     p: AdminPage,
     revealed: dict[str, str] | None = None,
+    *,
+    site_form: tuple[str, FormErrors] | None = None,
+    status_code: int = 200,
 ) -> Response:
     with svc.db.transaction() as session:
         status = teams_status(session, p.workspace_id)
@@ -50,10 +89,11 @@ def _integrations(
         request,
         "integrations.html",
         p,
+        status_code=status_code,
         teams=status,
-        jira_url=_jira_url(svc, p),
         revealed=revealed or {},
         notice=None,
+        **_jira_card_context(svc, p, site_form),
     )
 
 
@@ -107,15 +147,35 @@ def regenerate_jira_credential(
     notice = f"New {label} created; the old one no longer works. Enter it in Jira now."
     if is_htmx(request):
         value = connection.secret if which == "secret" else connection.ingest_token
-        return fragment(
-            request,
-            "_jira_card.html",
-            p,
-            jira_url=connection.webhook_url,
-            revealed={which: value},
-            notice=notice,
-        )
+        return _jira_card(request, svc, p, revealed={which: value}, notice=notice)
     return redirect(f"{p.integrations_url}#jira", f"{notice} Click Reveal to copy it.")
+
+
+@router.post("/w/{slug}/admin/integrations/jira/base-url")
+def save_jira_base_url(
+    request: Request,
+    p: AdminAction,
+    svc: Svc,
+    jira_base_url: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Set, change or (empty) clear the Jira base URL, through the API's handler."""
+    typed = jira_base_url.strip()
+    try:
+        body = jira_api.JiraSiteIn(jira_base_url=typed or None)
+    except ValidationError as exc:
+        refused = (typed, FormErrors.of_validation(exc, {}))
+        if is_htmx(request):
+            return _jira_card(request, svc, p, site_form=refused, status_code=422)
+        return _integrations(request, svc, p, site_form=refused, status_code=422)
+    site = jira_api.put_jira_site(p.ctx, svc, body, request).jira_base_url
+    notice = (
+        f"Jira base URL saved: Open in Jira links go only to {site}."
+        if site
+        else "Jira base URL cleared: the next event signed with the secret sets it again."
+    )
+    if is_htmx(request):
+        return _jira_card(request, svc, p, notice=notice)
+    return redirect(f"{p.integrations_url}#jira", notice)
 
 
 router.include_router(teams_pages)

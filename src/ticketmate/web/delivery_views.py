@@ -1,6 +1,7 @@
 """The Delivery Log tab: chart and queue depth, the filtered log, a delivery's detail with the
 card rendered as Teams shows it, "Retry now", "Retry all dead letters", and the Recent Jira
-events view (which subscriptions matched each event, and why the others did not).
+events view (which subscriptions took each event and how many did not, with a page per event
+that works out why each of the others did not, as the subscriptions are now).
 
 Reads go through delivery/service.py and the API's own row shapes (delivery/api.py); retries go
 through the API's handlers, which also wake the worker.
@@ -18,10 +19,12 @@ from starlette.responses import Response
 from ticketmate.delivery import api as delivery_api
 from ticketmate.delivery import service
 from ticketmate.errors import ApiError
-from ticketmate.jira import hooks
 from ticketmate.jira.events import EventType
+from ticketmate.jira.service import delivery_ids as event_delivery_ids
+from ticketmate.jira.service import get_event
 from ticketmate.models.delivery import DELIVERY_STATUSES
 from ticketmate.pagination import Page, decode_cursor
+from ticketmate.routing.explanation import explain
 from ticketmate.timeutil import utcnow
 from ticketmate.web.charts import build_chart, window_start
 from ticketmate.web.guard import AdminAction, AdminView, PageRoute, Svc
@@ -30,6 +33,7 @@ from ticketmate.web.pages import page, redirect, with_query
 from ticketmate.web.queries import (
     chart_rows,
     dead_letter_counts,
+    matched_subscriptions,
     queue_depth,
     recent_events,
     webhook_choices,
@@ -190,7 +194,8 @@ def recent_jira_events(request: Request, p: AdminView, svc: Svc, cursor: Param =
     """Received events with their routing outcome: the answer to "Messages not delivering"."""
     with svc.db.transaction() as session:
         events, next_cursor = recent_events(session, p.workspace_id, _page(cursor))
-        delivery_ids = hooks.delivery_ids(session, [e.id for e in events])
+        delivery_ids = event_delivery_ids(session, [e.id for e in events])
+        matched = matched_subscriptions(session, p.workspace_id, events)
     return page(
         request,
         "teams/events.html",
@@ -198,6 +203,36 @@ def recent_jira_events(request: Request, p: AdminView, svc: Svc, cursor: Param =
         tab="deliveries",
         events=events,
         delivery_ids=delivery_ids,
+        matched=matched,
         next_url=with_query(p.teams_url + "/events", cursor=next_cursor) if next_cursor else None,
         first_url=p.teams_url + "/events" if cursor else None,
+    )
+
+
+@router.get(EVENTS + "/{event_id}")
+def jira_event_routing(
+    request: Request, p: AdminView, svc: Svc, event_id: str, cursor: Param = ""
+) -> Response:
+    """One event and, worked out now, why each subscription did or did not take it."""
+    with svc.db.transaction() as session:
+        record = get_event(session, p.workspace_id, event_id[:64])
+        if record is None:
+            raise ApiError(404, "event_not_found", "There is no such Jira event in this workspace.")
+        found = explain(
+            session,
+            record,
+            Page(limit=PAGE_SIZE, after_id=decode_cursor(cursor) if cursor else None),
+        )
+        delivery_ids = event_delivery_ids(session, [record.id]).get(record.id, [])
+    here = f"{p.teams_url}/events/{record.id}"
+    return page(
+        request,
+        "teams/event_routing.html",
+        p,
+        tab="deliveries",
+        e=record,
+        explanations=found,
+        delivery_ids=delivery_ids,
+        next_url=with_query(here, cursor=found.next_cursor) if found.next_cursor else None,
+        first_url=here if cursor else None,
     )

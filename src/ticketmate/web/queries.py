@@ -23,6 +23,7 @@ from ticketmate.models import (
     TeamsWebhook,
 )
 from ticketmate.pagination import Page
+from ticketmate.routing.explanation import SubscriptionNow, subscriptions_now
 
 D = IntegrationDelivery
 
@@ -139,6 +140,15 @@ def recent_events(
     """Received Jira events with their routing outcome, newest first (bodies left unread)."""
     events, next_cursor = list_events(session, workspace_id, None, page)
     return list(events), next_cursor
+
+
+def matched_subscriptions(
+    session: Session, workspace_id: str, events: Sequence[JiraEventRecord]
+) -> dict[str, SubscriptionNow]:
+    """The subscriptions that took the listed events, as they are now (one query for the
+    page); a subscription deleted since is absent and shows as such."""
+    ids = [i for e in events for i in (e.matched_subscription_ids or [])]
+    return subscriptions_now(session, workspace_id, ids)
 
 
 # Where each subscription filter's values are found in a stored envelope's issue.

@@ -21,17 +21,14 @@ from ticketmate.audit.http import actor_of, request_info
 from ticketmate.pagination import MAX_LIMIT, Page, decode_cursor
 from ticketmate.teams import api as teams_api
 from ticketmate.teams import service
-from ticketmate.teams.service import (
+from ticketmate.teams.subscriptions import (
     FILTER_NAMES,
     SubscriptionCreate,
     SubscriptionFilters,
     SubscriptionUpdate,
     SubscriptionView,
-    TeamsError,
-    WebhookCreate,
-    WebhookUpdate,
-    WebhookView,
 )
+from ticketmate.teams.webhooks import TeamsError, WebhookCreate, WebhookUpdate, WebhookView
 from ticketmate.web.forms import FormErrors, checkbox, join_values, split_values
 from ticketmate.web.guard import AdminAction, AdminView, PageRoute, Svc
 from ticketmate.web.labels import FILTER_LABELS, event_label, event_type_choices

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
+from ticketmate.errors import WORKSPACE_READ, error_responses
 from ticketmate.security.auth import WorkspaceAdmin, load_workspace
 from ticketmate.state import Services, services
 from ticketmate.timeutil import rfc3339
@@ -20,7 +21,7 @@ class WorkspaceOut(BaseModel):
     created_at: str
 
 
-@router.get("/{slug}")
+@router.get("/{slug}", responses=error_responses(*WORKSPACE_READ))
 def get_workspace(ctx: WorkspaceAdmin, svc: Annotated[Services, Depends(services)]) -> WorkspaceOut:
     """The workspace's slug, name and creation time."""
     workspace = load_workspace(svc, ctx)

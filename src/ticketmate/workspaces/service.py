@@ -1,17 +1,21 @@
-"""Workspace creation and the Jira inbound credentials (encrypted at rest)."""
+"""Workspace creation, the Jira inbound credentials (encrypted at rest) and the Jira site."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
+from ticketmate.audit.service import SYSTEM, Actor, RequestInfo
+from ticketmate.audit.service import record as audit
 from ticketmate.ids import new_id
 from ticketmate.models import Workspace
 from ticketmate.security.crypto import Keyring
 from ticketmate.security.tokens import new_ingest_token, new_jira_secret
+from ticketmate.timeutil import utcnow
+from ticketmate.workspaces.generation import bump_generation
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
@@ -76,3 +80,72 @@ def jira_credentials(keyring: Keyring, workspace: Workspace) -> JiraCredentials:
 
 def jira_webhook_url(base_url: str, workspace: Workspace) -> str:
     return f"{base_url}/api/webhooks/jira?workspace={workspace.slug}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The Jira site "Open in Jira" links are pinned to
+
+
+def jira_base_url(session: Session, workspace_id: str) -> str | None:
+    return session.scalar(select(Workspace.jira_base_url).where(Workspace.id == workspace_id))
+
+
+def learn_jira_base_url(session: Session, workspace_id: str, site: str) -> str | None:
+    """Pin `site` unless the workspace has a Jira base URL already; the pinned one afterwards.
+
+    Only events signed with the workspace's Jira secret come here. Two first events at once
+    cannot both pin: the UPDATE applies only while the column is null, so the second waits
+    for the first (PostgreSQL's row lock; SQLite's one writer) and then changes nothing.
+    The configuration generation moves on with it, so nothing cached from the workspace's row
+    outlives the change.
+    """
+    result = session.execute(
+        update(Workspace)
+        .where(Workspace.id == workspace_id, Workspace.jira_base_url.is_(None))
+        .values(
+            jira_base_url=site,
+            config_generation=Workspace.config_generation + 1,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not isinstance(result, CursorResult) or result.rowcount != 1:
+        return jira_base_url(session, workspace_id)
+    audit(
+        session,
+        workspace_id=workspace_id,
+        actor=SYSTEM,
+        action="jira.base_url.learned",
+        target_type="workspace",
+        target_id=workspace_id,
+        details={"jira_base_url": site},
+    )
+    return site
+
+
+def set_jira_base_url(
+    session: Session,
+    workspace: Workspace,
+    site: str | None,
+    *,
+    actor: Actor,
+    request: RequestInfo | None = None,
+) -> None:
+    """An administrator's Jira base URL (already read by `read_site`), or None to forget it
+    and learn it again from the next signed event."""
+    previous = workspace.jira_base_url
+    if site == previous:
+        return
+    workspace.jira_base_url = site
+    session.flush()  # the row's lock first, then the audit chain's, as intake takes them
+    bump_generation(session, workspace.id)
+    audit(
+        session,
+        workspace_id=workspace.id,
+        actor=actor,
+        action="jira.base_url.set" if site is not None else "jira.base_url.cleared",
+        target_type="workspace",
+        target_id=workspace.id,
+        details={"jira_base_url": site, "previous": previous},
+        request=request,
+    )

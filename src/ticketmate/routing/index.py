@@ -1,0 +1,282 @@
+"""SubscriptionIndex: a workspace's subscriptions compiled for matching, cached per generation.
+
+Routing an event must cost what can match it, not what the workspace holds. The index is
+built once from the workspace's subscriptions (filters decoded once, values case-folded once)
+and kept in memory:
+
+    event type → project key → subscriptions with that project in their Projects filter
+               → "any project" → subscriptions without a Projects filter
+
+An event consults only the buckets of its own event types and its own project (and the "any
+project" ones); each subscription found there is checked against its remaining filters with
+exactly the rules of routing/filters.py (`mismatch`): values OR within a filter, filters AND,
+names case-insensitive after trimming, blank values never match, a Projects filter whose
+values are all blank matches nothing, an event without an issue fails every filter. Only
+enabled subscriptions on enabled webhooks are in the buckets — the router's candidates.
+
+Interfaces (kept stable for the intake's batching):
+
+    Match(subscription_id, event_type, webhook_id, channel_name)      frozen dataclass
+    SubscriptionIndex.match(event: JiraEvent) -> list[Match]          in subscription-id order
+    SubscriptionIndex.total                                           every subscription of
+                                                                      the workspace, for
+                                                                      not_matched_count
+    SubscriptionIndex.generation                                      the workspace generation
+                                                                      it was built under
+    load_index(session, workspace_id) -> SubscriptionIndex            two queries, sync Session
+    SubscriptionIndexCache.get(session, workspace_id, generation)     thread-safe, LRU; builds
+                                                                      only when the cached
+                                                                      index's generation differs
+
+Correctness across processes rests on the generation (workspaces/generation.py): every change
+to subscriptions or webhooks bumps it in its own transaction, and the intake reads it in the
+transaction that stores the event, so an index is reused only while nothing has changed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ticketmate.jira.events import JiraEvent
+from ticketmate.models import TeamsSubscription, TeamsWebhook
+from ticketmate.routing.filters import FILTER_FIELDS, status_for
+from ticketmate.workspaces.generation import current_generation
+
+DEFAULT_CACHED_WORKSPACES = 256
+
+# Filters on one value of the event (None when the event has none) and on a set of values.
+_SINGLE_FIELDS = ("issue_types", "statuses", "priorities")
+_SET_FIELDS = ("labels", "components")
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A subscription that takes an event, with where its delivery goes."""
+
+    subscription_id: str
+    event_type: str
+    webhook_id: str
+    channel_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedSubscription:
+    """One subscription as load_index reads it: the row, its webhook's name and state."""
+
+    id: str
+    event_type: str
+    enabled: bool
+    filters: Mapping[str, Any] | None
+    webhook_id: str
+    channel_name: str
+    webhook_enabled: bool
+
+
+def _folded(values: Any) -> frozenset[str]:
+    # filters.py's _fold, once per subscription instead of once per event.
+    return frozenset(v.strip().casefold() for v in values if v.strip())
+
+
+def _folded_value(value: str | None) -> str | None:
+    return None if value is None else value.strip().casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    match: Match
+    # (filter name, its values case-folded), for the filters other than Projects that are
+    # set, in FILTER_FIELDS order. An empty frozenset (only blank values) matches nothing.
+    checks: tuple[tuple[str, frozenset[str]], ...]
+
+
+class _EventFacts:
+    """The event's values, case-folded once, as the filters compare them."""
+
+    __slots__ = ("_event", "_sets", "_singles", "_statuses")
+
+    def __init__(self, event: JiraEvent) -> None:
+        issue = event.issue
+        self._event = event
+        self._singles: dict[str, str | None] = {
+            "issue_types": _folded_value(issue.issue_type) if issue else None,
+            "priorities": _folded_value(issue.priority) if issue else None,
+        }
+        self._sets: dict[str, frozenset[str]] = {
+            "labels": _folded(issue.labels) if issue else frozenset(),
+            "components": _folded(issue.components) if issue else frozenset(),
+        }
+        self._statuses: dict[str, str | None] = {}
+
+    def _status(self, event_type: str) -> str | None:
+        # For status_changed the status moved into; otherwise the issue's status.
+        if event_type not in self._statuses:
+            self._statuses[event_type] = _folded_value(status_for(self._event, event_type))
+        return self._statuses[event_type]
+
+    def passes(self, compiled: _Compiled) -> bool:
+        for name, wanted in compiled.checks:
+            if name in _SET_FIELDS:
+                if self._sets[name].isdisjoint(wanted):
+                    return False
+                continue
+            value = (
+                self._status(compiled.match.event_type)
+                if name == "statuses"
+                else self._singles[name]
+            )
+            if value is None or value not in wanted:
+                return False
+        return True
+
+
+class _TypeBucket:
+    __slots__ = ("any_project", "by_project")
+
+    def __init__(self) -> None:
+        self.any_project: list[_Compiled] = []
+        self.by_project: dict[str, list[_Compiled]] = {}
+
+
+class SubscriptionIndex:
+    """The enabled subscriptions of one workspace on its enabled webhooks, ready to match."""
+
+    def __init__(
+        self, workspace_id: str, generation: int, subscriptions: Iterable[IndexedSubscription]
+    ) -> None:
+        self.workspace_id = workspace_id
+        self.generation = generation
+        self.total = 0  # every subscription of the workspace, enabled or not
+        self.indexed = 0  # those in the buckets
+        self._by_type: dict[str, _TypeBucket] = {}
+        for subscription in subscriptions:
+            self.total += 1
+            if subscription.enabled and subscription.webhook_enabled:
+                self._add(subscription)
+
+    def _add(self, subscription: IndexedSubscription) -> None:
+        filters = subscription.filters or {}
+        checks = tuple(
+            (name, _folded(filters[name]))
+            for name in FILTER_FIELDS
+            if name != "projects" and filters.get(name)
+        )
+        compiled = _Compiled(
+            Match(
+                subscription.id,
+                subscription.event_type,
+                subscription.webhook_id,
+                subscription.channel_name,
+            ),
+            checks,
+        )
+        bucket = self._by_type.setdefault(subscription.event_type, _TypeBucket())
+        self.indexed += 1
+        if not filters.get("projects"):
+            bucket.any_project.append(compiled)
+            return
+        # A Projects filter of blank values only matches no project: it goes in no bucket.
+        for project in _folded(filters["projects"]):
+            bucket.by_project.setdefault(project, []).append(compiled)
+
+    def match(self, event: JiraEvent) -> list[Match]:
+        """The subscriptions that take `event`, in subscription-id order: what the router's
+        candidate query followed by `mismatch` would choose."""
+        issue = event.issue
+        project = (
+            _folded_value(issue.project_key) if issue and issue.project_key is not None else None
+        )
+        facts = _EventFacts(event)
+        found: list[Match] = []
+        for event_type in dict.fromkeys(t.value for t in event.event_types):
+            bucket = self._by_type.get(event_type)
+            if bucket is None:
+                continue
+            candidates: Sequence[_Compiled] = bucket.any_project
+            if project is not None and project in bucket.by_project:
+                candidates = [*candidates, *bucket.by_project[project]]
+            found.extend(c.match for c in candidates if facts.passes(c))
+        found.sort(key=lambda m: m.subscription_id)
+        return found
+
+
+def load_index(session: Session, workspace_id: str) -> SubscriptionIndex:
+    """Build the workspace's index: its generation, then all its subscriptions in one query.
+
+    The generation is read first, so the rows are at least as new as the number the index is
+    kept under (on PostgreSQL each statement sees the latest commits): a change committed in
+    between makes the next event see a newer generation and build again, never the reverse.
+    """
+    generation = current_generation(session, workspace_id)
+    S, W = TeamsSubscription, TeamsWebhook
+    rows = session.execute(
+        select(S.id, S.event_type, S.enabled, S.filters, S.webhook_id, W.channel_name, W.enabled)
+        .join(W, W.id == S.webhook_id)
+        .where(S.workspace_id == workspace_id)
+        .order_by(S.id)
+    ).all()
+    return SubscriptionIndex(
+        workspace_id,
+        generation,
+        (
+            IndexedSubscription(
+                id=row[0],
+                event_type=row[1],
+                enabled=bool(row[2]),
+                filters=row[3],
+                webhook_id=row[4],
+                channel_name=row[5],
+                webhook_enabled=bool(row[6]),
+            )
+            for row in rows
+        ),
+    )
+
+
+class SubscriptionIndexCache:
+    """The indexes of the most recently routed workspaces, each under its generation.
+
+    Thread-safe: the intake routes in a thread pool. Building happens outside the lock (it
+    reads the database), so two threads may build the same index at once; the one with the
+    newer generation is kept. At most `max_workspaces` indexes are held, least recently used
+    dropped first.
+    """
+
+    def __init__(self, max_workspaces: int = DEFAULT_CACHED_WORKSPACES) -> None:
+        self.max_workspaces = max_workspaces
+        self.builds = 0  # how many indexes were built: a reuse builds none
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, SubscriptionIndex] = OrderedDict()
+
+    def get(self, session: Session, workspace_id: str, generation: int) -> SubscriptionIndex:
+        """The workspace's index for `generation`, read in the caller's transaction; built
+        again only when the cached one was built under another generation."""
+        with self._lock:
+            cached = self._entries.get(workspace_id)
+            if cached is not None and cached.generation == generation:
+                self._entries.move_to_end(workspace_id)
+                return cached
+        index = load_index(session, workspace_id)
+        with self._lock:
+            self.builds += 1
+            current = self._entries.get(workspace_id)
+            if current is None or current.generation <= index.generation:
+                self._entries[workspace_id] = index
+                self._entries.move_to_end(workspace_id)
+                while len(self._entries) > self.max_workspaces:
+                    self._entries.popitem(last=False)
+        return index
+
+    def forget(self, workspace_id: str) -> None:
+        with self._lock:
+            self._entries.pop(workspace_id, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
