@@ -244,7 +244,7 @@ def services(database: str) -> Any:
 def add_webhooks(database: str, workspace: Workspace, urls: Sequence[str]) -> list[str]:
     """Webhooks through the service layer (validation, encryption, audit), in one commit."""
     from ticketmate.audit.service import SYSTEM
-    from ticketmate.teams.service import WebhookCreate, create_webhook
+    from ticketmate.teams.webhooks import WebhookCreate, create_webhook
 
     svc = services(database)
     ids = []

@@ -17,6 +17,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from bench import common
@@ -60,12 +61,12 @@ def start_standin(tls: tuple[Path, Path] | None = None) -> tuple[common.Helper, 
 
 def fill(database: str, channels: int, events: int, standin_port: int) -> list[str]:
     """`events` × `channels` pending deliveries; answers the card bodies of one event."""
+    from fastapi.testclient import TestClient
     from sqlalchemy import insert, select
 
+    from ticketmate.app import create_app
     from ticketmate.ids import new_id
-    from ticketmate.jira.intake import JiraRequest, accept
     from ticketmate.models import IntegrationDelivery, JiraEventRecord
-    from ticketmate.timeutil import utcnow
 
     env = common.service_env(database)
     workspace = common.prepare_database(env)
@@ -81,19 +82,19 @@ def fill(database: str, channels: int, events: int, standin_port: int) -> list[s
     )
     svc = common.services(database)
     body = common.jira_body(key="TES-1000", long_card=True)
-    answer = accept(
-        svc,
-        JiraRequest(
-            workspace_slug=workspace.slug,
-            body=body,
-            signature=common.signature(workspace.secret, body),
-            tokens=[],
-            jira_event_id="bench-0",
-            event_override=None,
-            headers={},
-            received_at=utcnow(),
-        ),
-    )
+    # The one real event goes through the service's own intake, in process.
+    with TestClient(create_app(svc.settings, services=svc)) as client:
+        answered = client.post(
+            f"/api/webhooks/jira?workspace={workspace.slug}",
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Hub-Signature": common.signature(workspace.secret, body),
+                "X-Atlassian-Webhook-Identifier": "bench-0",
+            },
+        )
+    assert answered.status_code == 202, answered.text
+    answer = SimpleNamespace(**answered.json())
     assert answer.deliveries == channels, answer
     with svc.db.transaction() as session:
         event = (
