@@ -35,8 +35,6 @@ transaction that stores the event, so an index is reused only while nothing has 
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +46,7 @@ from ticketmate.jira.events import JiraEvent
 from ticketmate.models import TeamsSubscription, TeamsWebhook
 from ticketmate.routing.filters import FILTER_FIELDS, status_for
 from ticketmate.workspaces.generation import current_generation
+from ticketmate.workspaces.generation_cache import GenerationCache
 
 DEFAULT_CACHED_WORKSPACES = 256
 
@@ -242,41 +241,28 @@ def load_index(session: Session, workspace_id: str) -> SubscriptionIndex:
 class SubscriptionIndexCache:
     """The indexes of the most recently routed workspaces, each under its generation.
 
-    Thread-safe: the intake routes in a thread pool. Building happens outside the lock (it
-    reads the database), so two threads may build the same index at once; the one with the
-    newer generation is kept. At most `max_workspaces` indexes are held, least recently used
+    Kept in a GenerationCache (workspaces/generation_cache.py): thread-safe, the newer
+    generation wins when two builds race, at most `max_workspaces` indexes, least recently used
     dropped first.
     """
 
     def __init__(self, max_workspaces: int = DEFAULT_CACHED_WORKSPACES) -> None:
-        self.max_workspaces = max_workspaces
         self.builds = 0  # how many indexes were built: a reuse builds none
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[str, SubscriptionIndex] = OrderedDict()
+        self._kept: GenerationCache[SubscriptionIndex] = GenerationCache(max_workspaces)
 
     def get(self, session: Session, workspace_id: str, generation: int) -> SubscriptionIndex:
         """The workspace's index for `generation`, read in the caller's transaction; built
         again only when the cached one was built under another generation."""
-        with self._lock:
-            cached = self._entries.get(workspace_id)
-            if cached is not None and cached.generation == generation:
-                self._entries.move_to_end(workspace_id)
-                return cached
+        cached = self._kept.lookup(workspace_id, generation)
+        if cached is not None:
+            return cached
         index = load_index(session, workspace_id)
-        with self._lock:
-            self.builds += 1
-            current = self._entries.get(workspace_id)
-            if current is None or current.generation <= index.generation:
-                self._entries[workspace_id] = index
-                self._entries.move_to_end(workspace_id)
-                while len(self._entries) > self.max_workspaces:
-                    self._entries.popitem(last=False)
+        self.builds += 1
+        self._kept.keep(workspace_id, index.generation, index)
         return index
 
     def forget(self, workspace_id: str) -> None:
-        with self._lock:
-            self._entries.pop(workspace_id, None)
+        self._kept.forget(workspace_id)
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
+        return len(self._kept)
