@@ -249,3 +249,64 @@ def test_an_event_is_checked_only_against_its_own_type_and_project(
     assert [m.subscription_id for m in found] == [f"s{n:04d}" for n in range(5)]
     assert sorted(checked) == [f"s{n:04d}" for n in range(5)]
     assert built.total == 1000
+
+
+def test_subscriptions_that_differ_on_a_one_value_filter_are_not_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """1,000 subscriptions of the event's type and project that want another issue type,
+    priority or status than the event's: only the 5 that can match are checked."""
+    others = (
+        {"issue_types": ["Epic"]},
+        {"priorities": ["Lowest"]},
+        {"statuses": ["Closed", "Won't Do"]},
+        {"issue_types": ["Bug", "Task"], "priorities": ["Low"]},
+    )
+    subs = [
+        IndexedSubscription(
+            id=f"s{n:04d}",
+            event_type="issue_created",
+            enabled=True,
+            filters=(
+                {"projects": ["DEMO"], "priorities": ["high"]}
+                if n < 5
+                else {"projects": ["DEMO"], **others[n % len(others)]}
+            ),
+            webhook_id=f"w{n % 200}",
+            channel_name=f"#ch{n % 200}",
+            webhook_enabled=True,
+        )
+        for n in range(1000)
+    ]
+    built = SubscriptionIndex("ws", 0, subs)
+    checked: list[str] = []
+    passes = index_module._EventFacts.passes
+
+    def counting(self: Any, compiled: Any) -> bool:
+        checked.append(compiled.match.subscription_id)
+        return passes(self, compiled)
+
+    monkeypatch.setattr(index_module._EventFacts, "passes", counting)
+    created = event(["issue_created"], project="demo", issue_type="Bug", priority="High ")
+    found = built.match(created)
+    assert [m.subscription_id for m in found] == [f"s{n:04d}" for n in range(5)]
+    assert sorted(checked) == [f"s{n:04d}" for n in range(5)]
+    assert found == reference(subs, created)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    subs=subscriptions(),
+    events=st.lists(events(), min_size=1, max_size=4),
+    paths=st.integers(min_value=1, max_value=4),
+)
+def test_subscriptions_past_the_path_limit_still_match_as_their_filters_say(
+    subs: list[IndexedSubscription], events: list[JiraEvent], paths: int
+) -> None:
+    """A subscription with many values in several filters is filed under fewer paths and
+    checked in full where it stops: the matches are the same."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(index_module, "MAX_PATHS_PER_SUBSCRIPTION", paths)
+        built = SubscriptionIndex("ws", 0, subs)
+        for one in events:
+            assert built.match(one) == reference(subs, one)

@@ -4,15 +4,17 @@ Routing an event must cost what can match it, not what the workspace holds. The 
 built once from the workspace's subscriptions (filters decoded once, values case-folded once)
 and kept in memory:
 
-    event type → project key → subscriptions with that project in their Projects filter
-               → "any project" → subscriptions without a Projects filter
+    event type → project → issue type → priority → status → subscriptions
 
-An event consults only the buckets of its own event types and its own project (and the "any
-project" ones); each subscription found there is checked against its remaining filters with
-exactly the rules of routing/filters.py (`mismatch`): values OR within a filter, filters AND,
-names case-insensitive after trimming, blank values never match, a Projects filter whose
-values are all blank matches nothing, an event without an issue fails every filter. Only
-enabled subscriptions on enabled webhooks are in the buckets — the router's candidates.
+where each level holds a branch per value named in that filter and an "any" branch for the
+subscriptions without it. An event walks only the branches of its own event types and values
+(and the "any" ones), so what it visits grows with what can match it, not with the
+subscriptions that differ from it on project, issue type, priority or status; what is found
+is checked against all its filters with exactly the rules of routing/filters.py
+(`mismatch`): values OR within a filter, filters AND, names case-insensitive after trimming,
+blank values never match, a filter whose values are all blank matches nothing, an event
+without an issue fails every filter. Only enabled subscriptions on enabled webhooks are in
+the index — the router's candidates.
 
 Interfaces (kept stable for the intake's batching):
 
@@ -35,7 +37,7 @@ transaction that stores the event, so an index is reused only while nothing has 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,11 +115,14 @@ class _EventFacts:
         }
         self._statuses: dict[str, str | None] = {}
 
-    def _status(self, event_type: str) -> str | None:
+    def status(self, event_type: str) -> str | None:
         # For status_changed the status moved into; otherwise the issue's status.
         if event_type not in self._statuses:
             self._statuses[event_type] = _folded_value(status_for(self._event, event_type))
         return self._statuses[event_type]
+
+    def single(self, name: str) -> str | None:
+        return self._singles[name]
 
     def passes(self, compiled: _Compiled) -> bool:
         for name, wanted in compiled.checks:
@@ -126,7 +131,7 @@ class _EventFacts:
                     return False
                 continue
             value = (
-                self._status(compiled.match.event_type)
+                self.status(compiled.match.event_type)
                 if name == "statuses"
                 else self._singles[name]
             )
@@ -135,12 +140,54 @@ class _EventFacts:
         return True
 
 
-class _TypeBucket:
-    __slots__ = ("any_project", "by_project")
+# The one-value filters the index partitions on, in the order of its levels. At each level a
+# subscription with that filter is filed under each of its values, one without it under "any";
+# an event has one value per level (or none), so it visits one value branch and one "any"
+# branch per level, and a subscription is reached at most once.
+_LEVELS = ("projects", "issue_types", "priorities", "statuses")
+# A subscription is filed under at most this many paths (the product of its filters' value
+# counts); past that it stays at the level reached and is checked there in full.
+MAX_PATHS_PER_SUBSCRIPTION = 64
+
+
+class _Node:
+    __slots__ = ("any_value", "by_value", "here")
 
     def __init__(self) -> None:
-        self.any_project: list[_Compiled] = []
-        self.by_project: dict[str, list[_Compiled]] = {}
+        # Subscriptions whose remaining filters are checked in full when an event gets here:
+        # at the last level only labels and components are left.
+        self.here: list[_Compiled] = []
+        self.any_value: _Node | None = None
+        self.by_value: dict[str, _Node] = {}
+
+
+def _file(
+    node: _Node,
+    compiled: _Compiled,
+    filters: Mapping[str, Any],
+    level: int = 0,
+    paths: int = 1,
+) -> None:
+    if level == len(_LEVELS):
+        node.here.append(compiled)
+        return
+    name = _LEVELS[level]
+    if not filters.get(name):
+        if node.any_value is None:
+            node.any_value = _Node()
+        _file(node.any_value, compiled, filters, level + 1, paths)
+        return
+    values = _folded(filters[name])
+    if not values:
+        return  # a filter of blank values only matches nothing: filed nowhere
+    if paths * len(values) > MAX_PATHS_PER_SUBSCRIPTION:
+        node.here.append(compiled)
+        return
+    for value in values:
+        child = node.by_value.get(value)
+        if child is None:
+            child = node.by_value[value] = _Node()
+        _file(child, compiled, filters, level + 1, paths * len(values))
 
 
 class SubscriptionIndex:
@@ -152,8 +199,8 @@ class SubscriptionIndex:
         self.workspace_id = workspace_id
         self.generation = generation
         self.total = 0  # every subscription of the workspace, enabled or not
-        self.indexed = 0  # those in the buckets
-        self._by_type: dict[str, _TypeBucket] = {}
+        self.indexed = 0  # those in the index
+        self._by_type: dict[str, _Node] = {}
         for subscription in subscriptions:
             self.total += 1
             if subscription.enabled and subscription.webhook_enabled:
@@ -175,34 +222,50 @@ class SubscriptionIndex:
             ),
             checks,
         )
-        bucket = self._by_type.setdefault(subscription.event_type, _TypeBucket())
+        root = self._by_type.get(subscription.event_type)
+        if root is None:
+            root = self._by_type[subscription.event_type] = _Node()
         self.indexed += 1
-        if not filters.get("projects"):
-            bucket.any_project.append(compiled)
-            return
-        # A Projects filter of blank values only matches no project: it goes in no bucket.
-        for project in _folded(filters["projects"]):
-            bucket.by_project.setdefault(project, []).append(compiled)
+        _file(root, compiled, filters)
 
     def match(self, event: JiraEvent) -> list[Match]:
         """The subscriptions that take `event`, in subscription-id order: what the router's
         candidate query followed by `mismatch` would choose."""
         issue = event.issue
-        project = (
-            _folded_value(issue.project_key) if issue and issue.project_key is not None else None
-        )
         facts = _EventFacts(event)
         found: list[Match] = []
         for event_type in dict.fromkeys(t.value for t in event.event_types):
-            bucket = self._by_type.get(event_type)
-            if bucket is None:
+            root = self._by_type.get(event_type)
+            if root is None:
                 continue
-            candidates: Sequence[_Compiled] = bucket.any_project
-            if project is not None and project in bucket.by_project:
-                candidates = [*candidates, *bucket.by_project[project]]
-            found.extend(c.match for c in candidates if facts.passes(c))
+            values = (
+                _folded_value(issue.project_key) if issue else None,
+                facts.single("issue_types"),
+                facts.single("priorities"),
+                facts.status(event_type),
+            )
+            found.extend(_reach(root, values, facts))
         found.sort(key=lambda m: m.subscription_id)
         return found
+
+
+def _reach(root: _Node, values: tuple[str | None, ...], facts: _EventFacts) -> list[Match]:
+    """The subscriptions under `root` that take an event with these level values."""
+    found: list[Match] = []
+    nodes = [(root, 0)]
+    while nodes:
+        node, level = nodes.pop()
+        found.extend(c.match for c in node.here if facts.passes(c))
+        if level == len(_LEVELS):
+            continue
+        if node.any_value is not None:
+            nodes.append((node.any_value, level + 1))
+        value = values[level]
+        if value is not None:
+            child = node.by_value.get(value)
+            if child is not None:
+                nodes.append((child, level + 1))
+    return found
 
 
 def load_index(session: Session, workspace_id: str) -> SubscriptionIndex:
