@@ -98,7 +98,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # The intake writer's engine belongs to this event loop (asyncio connections do).
-        intake_db = AsyncDatabase(svc.settings)
+        intake_db = AsyncDatabase(svc.settings, application_name="ticketmate-intake")
         writer = IntakeWriter(svc, intake_db)
         writer.start()
         svc.intake_writer = writer

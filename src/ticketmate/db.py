@@ -70,7 +70,9 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
 POOL_RECYCLE_SECONDS = 600
 
 
-def make_async_engine(database_url: str, *, pool_size: int) -> AsyncEngine:
+def make_async_engine(
+    database_url: str, *, pool_size: int, application_name: str = "ticketmate"
+) -> AsyncEngine:
     """The engine of the hot paths (intake writer, delivery worker): no thread per statement.
 
     PostgreSQL goes through psycopg 3's own asyncio API. SQLite has no network protocol to
@@ -91,7 +93,8 @@ def make_async_engine(database_url: str, *, pool_size: int) -> AsyncEngine:
         max_overflow=0,  # a fixed pool: no connection opened and closed under load
         pool_pre_ping=False,
         pool_recycle=POOL_RECYCLE_SECONDS,
-        connect_args={"connect_timeout": 5},
+        # Named, so that pg_stat_activity tells the intake's and the worker's connections apart.
+        connect_args={"connect_timeout": 5, "application_name": application_name},
     )
 
 
@@ -121,10 +124,18 @@ class AsyncDatabase:
     """The asynchronous engine of one event loop (asyncio connections belong to the loop that
     made them): made by whoever runs the loop — the app's lifespan, the worker's run()."""
 
-    def __init__(self, settings: Settings, *, pool_size: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        pool_size: int | None = None,
+        application_name: str = "ticketmate",
+    ) -> None:
         self.settings = settings
         self.engine = make_async_engine(
-            settings.database_url, pool_size=pool_size or settings.database_pool_size
+            settings.database_url,
+            pool_size=pool_size or settings.database_pool_size,
+            application_name=application_name,
         )
 
     @property

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.exc import OperationalError
 from starlette.requests import Request
 from starlette.types import Message
 
@@ -538,15 +537,7 @@ def test_a_routing_failure_keeps_the_event(
     assert "routing failed" in caplog.text
 
 
-def test_a_database_outage_is_503_so_jira_retries(
-    client: TestClient, svc: Services, workspace: MadeWorkspace, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    async def outage(*_args: object) -> object:
-        raise OperationalError("INSERT", {}, Exception("server closed the connection"))
-
-    monkeypatch.setattr(intake_writer, "_insert", outage)
-    assert_error(post_signed(client, workspace, payload(CREATED)), 503, "unavailable")
-    assert all_stored(svc) == []
+# A database outage (503, then the retry stored once): test_database_outage.py, for real.
 
 
 # ---------------------------------------------------------------------------------------------

@@ -216,7 +216,9 @@ class TeamsDeliveryWorker:
         # in the pool instead of spinning on the file lock. PostgreSQL: a small fixed pool.
         sqlite = self.svc.db.dialect == "sqlite"
         self._adb = AsyncDatabase(
-            self.settings, pool_size=1 if sqlite else min(self.settings.database_pool_size, 8)
+            self.settings,
+            pool_size=1 if sqlite else min(self.settings.database_pool_size, 8),
+            application_name="ticketmate-worker",
         )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery-sync")
         self._writer = CompletionWriter(
