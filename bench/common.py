@@ -440,10 +440,10 @@ def machine() -> dict[str, Any]:
         "os": platform.platform(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         # uvicorn's "auto" picks uvloop and httptools whenever they are importable, so the
-        # service runs on what this environment has installed; the worker uses asyncio.run.
+        # service runs on what this environment has installed; the worker runs on uvloop.
         "serve_event_loop": "uvloop" if uvloop else "asyncio",
         "serve_http_parser": "httptools" if httptools else "h11",
-        "worker_event_loop": "asyncio",
+        "worker_event_loop": "uvloop",
     }
 
 

@@ -421,3 +421,25 @@ def test_an_unreadable_url_holds_the_channel_and_loses_nothing(
         assert webhook.paused_until is not None
         assert "cannot be read" in (webhook.last_failure_reason or "")
         assert "http" not in (webhook.last_failure_reason or "")
+
+
+def test_channels_resting_for_their_rate_limit_do_not_keep_others_waiting(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    """Two request slots, six channels of eight cards each: each channel must wait a second
+    after its fourth card. A channel resting so needs no slot, so the worker takes up the
+    other channels meanwhile: every channel has its first card before any has its fifth
+    (holding only as many channels as slots, the last channels would start seconds later)."""
+    paths = [f"/workflows/ch{n}" for n in range(6)]
+    for path in paths:
+        channel(svc, workspace, sink, path)
+    for n in range(8):
+        store_and_route(svc, workspace.id, event(["issue_created"], key=f"DEMO-{n}"))
+    drain(svc, concurrency=2)
+    arrivals = {path: [r.at for r in sink.received(path)] for path in paths}
+    assert all(len(times) == 8 for times in arrivals.values())
+    last_first = max(times[0] for times in arrivals.values())
+    first_fifth = min(times[4] for times in arrivals.values())
+    assert last_first < first_fifth, arrivals
+    for times in arrivals.values():  # and the limit still holds on every channel
+        assert min(b - a for a, b in zip(times, times[4:], strict=False)) >= 1.0

@@ -6,8 +6,8 @@ How it runs:
   TICKETMATE_WORKER_POLL_SECONDS, which is what guarantees pickup if a signal is missed.
 - Claims channel lanes with their first due deliveries in one transaction (delivery/queue.py)
   and runs one task per lane; other lanes run side by side — a slow or throttled channel
-  holds back only itself. `concurrency` bounds the requests in flight and the lanes held
-  (LANES_PER_REQUEST lanes per request slot).
+  holds back only itself. `concurrency` bounds the requests in flight; a worker holds up to
+  LANES_PER_REQUEST lanes per request slot, claiming one only for a slot no held lane needs.
 - What Teams answered is handed to the completion writer (delivery/completions.py), which
   records many answers per transaction. Every database call of the hot path (claim, top-up,
   outcomes, release) goes through the asynchronous engine: no thread per card. What stays
@@ -70,11 +70,16 @@ Clock = Callable[[], datetime]
 
 BATCH = 4  # the lease covers this many requests timing out one after another, plus slack
 TAKE = 50  # deliveries a lane takes (or tops up) at a time
-# Lanes held per request slot. A lane mostly waits (for its rate limit, for Teams), so more
-# lanes than requests in flight would let many channels at 4/s run side by side; but a worker
-# holding more lanes than its concurrency leaves none for a second worker started beside it
-# (`--concurrency` is also how workers share the channels), so it stays 1 for now.
-LANES_PER_REQUEST = 1
+# Lanes held per request slot at most. A lane resting for its channel's rate limit needs no
+# request slot, so a worker holds more lanes than it has slots: 500 channels at 4/s each need
+# 2,000 requests a second but only a few in flight. It claims a new lane only for a slot that
+# no held lane is using or waiting for (see _claim): when the client side is the limit (the
+# rate lifted, a slow Teams), it holds about `concurrency` lanes and leaves the rest to the
+# other workers, as before.
+LANES_PER_REQUEST = 8
+# After a claim that took all it could, look again this soon: lanes that have since gone to
+# rest free their slots for channels still waiting for a holder.
+RECLAIM_SECONDS = 0.1
 WINDOW_SECONDS = 1.0
 PURGE_EVERY_SECONDS = 600.0
 KEY_PROBLEM_PAUSE_SECONDS = 300.0  # a missing key is fixed by a person: look again later
@@ -185,6 +190,9 @@ class TeamsDeliveryWorker:
         self._executor: ThreadPoolExecutor | None = None
         self._requests: asyncio.Semaphore | None = None
         self._last_purge = 0.0
+        self._resting = 0  # held lanes sleeping for their channel's rate limit
+        self._maybe_more = False  # the last claim was capped: more lanes may be due
+        self._reclaim: asyncio.TimerHandle | None = None
 
     # -- signals ---------------------------------------------------------------------------
 
@@ -270,9 +278,26 @@ class TeamsDeliveryWorker:
         async with self._adb.transaction() as connection:
             return await connection.run_sync(_in_session, work)
 
+    def _free_lanes(self) -> int:
+        """Lanes to claim now: within max_lanes, and one per request slot that no held lane is
+        using or about to use (a lane is busy unless it rests for its rate limit)."""
+        busy = len(self._lanes) - self._resting
+        return min(self.max_lanes - len(self._lanes), self.concurrency - busy)
+
+    def _reclaim_soon(self) -> None:
+        if self._reclaim is None and self._loop is not None:
+
+            def wake() -> None:
+                self._reclaim = None
+                self._wake.set()
+
+            self._reclaim = self._loop.call_later(RECLAIM_SECONDS, wake)
+
     async def _claim(self) -> int:
-        free = self.max_lanes - len(self._lanes)
+        free = self._free_lanes()
         if free <= 0:
+            if self._maybe_more:
+                self._reclaim_soon()
             return 0
         now = self.clock()
         exclude = frozenset(self._lanes)
@@ -297,6 +322,9 @@ class TeamsDeliveryWorker:
         for lane, first in claimed:
             task = asyncio.create_task(self._run_lane(lane, first), name=f"lane-{lane.webhook_id}")
             self._lanes[lane.webhook_id] = task
+        self._maybe_more = len(claimed) == free
+        if self._maybe_more:
+            self._reclaim_soon()
         return len(claimed)
 
     async def _housekeeping(self) -> None:
@@ -435,7 +463,11 @@ class TeamsDeliveryWorker:
         """One request; its outcome goes to the writer. (throttled, removed) from the answer."""
         wait = run.rate.wait_seconds(time.time())
         if wait > 0:
-            await asyncio.sleep(wait)
+            self._resting += 1
+            try:
+                await asyncio.sleep(wait)
+            finally:
+                self._resting -= 1
         started = self.clock()
         assert self._http is not None
         assert self._writer is not None
