@@ -22,8 +22,9 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Table
+from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -65,6 +66,14 @@ async def insert_rows(
             await conn.execute(insert, list(rows))
             return []
     return list(result.scalars())
+
+
+def id_in(column: Any, ids: Sequence[str], dialect_name: str) -> ColumnElement[bool]:
+    """`column IN ids` as one statement text whatever the number of ids: on PostgreSQL
+    `= ANY(array)` (one parameter), elsewhere SQLAlchemy's expanding IN."""
+    if dialect_name == "postgresql":
+        return column == any_(bindparam("ids", list(ids), type_=ARRAY(column.type)))  # type: ignore[no-any-return]
+    return column.in_(list(ids))  # type: ignore[no-any-return]
 
 
 def _check_defaults(table: Table, columns: tuple[str, ...]) -> None:

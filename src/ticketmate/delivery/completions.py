@@ -1,8 +1,8 @@
 """The completion writer: records what Teams answered, many sends to one transaction.
 
 Lanes hand in (delivery, answer, started at) as soon as an answer is in; one task writes them:
-the attempt rows (one multi-row INSERT), the deliveries' new states (one UPDATE per row, sent
-as one batch) and each webhook's health, added up over the batch's answers in order.
+the attempt rows (one INSERT), the deliveries' new states (one UPDATE per distinct outcome)
+and each webhook's health, added up over the batch's answers in order.
 
 Guarantees kept here:
 - A delivery is `delivered` (or retried later, or a dead letter) only once the transaction of
@@ -31,13 +31,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
+from ticketmate.bulk import id_in, insert_rows
 from ticketmate.db import AsyncDatabase
 from ticketmate.delivery import queue
 from ticketmate.delivery.queue import HEALTH_COLUMNS, ChannelHealth, Completion, Work
@@ -193,8 +194,9 @@ class CompletionWriter:
     async def _record(self, conn: AsyncConnection, batch: list[Outcome]) -> list[Completion]:
         now = self.clock()
         decisions = [queue.decide(o.work, o.answer, now=now, policy=self.policy) for o in batch]
-        await conn.execute(
-            insert(A),
+        await insert_rows(
+            conn,
+            A,
             [
                 {
                     "id": new_id(),
@@ -203,22 +205,22 @@ class CompletionWriter:
                 for o, d in zip(batch, decisions, strict=True)
             ],
         )
-        values = [
-            queue.delivery_values(o.answer, d, now) for o, d in zip(batch, decisions, strict=True)
-        ]
-        await conn.execute(
-            update(D)
-            .where(
-                D.c.id == bindparam("delivery_id"),
-                D.c.worker_id == self.worker_id,
-                D.c.status == "in_flight",
+        # Deliveries that end the same way (most often: delivered, first attempt, 200) share
+        # one UPDATE … WHERE id IN (…): a statement per distinct outcome, not per card.
+        groups: dict[tuple[tuple[str, Any], ...], list[str]] = {}
+        for o, d in zip(batch, decisions, strict=True):
+            values = queue.delivery_values(o.answer, d, now)
+            groups.setdefault(tuple(values.items()), []).append(o.work.delivery_id)
+        for values_key, ids in groups.items():
+            await conn.execute(
+                update(D)
+                .where(
+                    id_in(D.c.id, ids, conn.dialect.name),
+                    D.c.worker_id == self.worker_id,
+                    D.c.status == "in_flight",
+                )
+                .values(dict(values_key))
             )
-            .values({name: bindparam(f"new_{name}") for name in values[0]}),
-            [
-                {"delivery_id": o.work.delivery_id, **{f"new_{k}": v for k, v in row.items()}}
-                for o, row in zip(batch, values, strict=True)
-            ],
-        )
         health = await self._health(conn, batch, now)
         return [
             Completion(d.status, d.next_attempt_at, *health[i]) for i, d in enumerate(decisions)
