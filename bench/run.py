@@ -102,43 +102,45 @@ def run_scaling(sizes: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _ingest_table(i: dict[str, Any]) -> str:
+    return common.table(
+        f"Ingest ({i['subscriptions']:,} subscriptions, 5 match; {i['connections']} "
+        f"connections, {i['seconds']:g} s; {i['database']})",
+        [
+            (
+                "events/s",
+                f(i["events_per_s"]),
+                f"{f(i['bare_per_s'])} (bare FastAPI)",
+                f"{i['ratio']:.4f}",
+            ),
+            (
+                "p50",
+                f(i["p50_ms"], " ms"),
+                f(i["bare_p50_ms"], " ms"),
+                f"{common.ratio(i['p50_ms'], i['bare_p50_ms']):.1f}",
+            ),
+            (
+                "p99",
+                f(i["p99_ms"], " ms"),
+                f(i["bare_p99_ms"], " ms"),
+                f"{common.ratio(i['p99_ms'], i['bare_p99_ms']):.1f}",
+            ),
+            ("non-2xx", str(i["non_2xx"]), "", ""),
+            (
+                f"p99 at half rate ({f(i['half_rate_per_s'])}/s, open loop)",
+                f(i["p99_ms_at_half_rate"], " ms"),
+                "",
+                "",
+            ),
+        ],
+    )
+
+
 def tables(r: dict[str, Any]) -> str:
     out = []
-    if "ingest" in r:
-        i = r["ingest"]
-        out.append(
-            common.table(
-                f"Ingest ({i['subscriptions']:,} subscriptions, 5 match; {i['connections']} "
-                f"connections, {i['seconds']:g} s; {i['database']})",
-                [
-                    (
-                        "events/s",
-                        f(i["events_per_s"]),
-                        f"{f(i['bare_per_s'])} (bare FastAPI)",
-                        f"{i['ratio']:.4f}",
-                    ),
-                    (
-                        "p50",
-                        f(i["p50_ms"], " ms"),
-                        f(i["bare_p50_ms"], " ms"),
-                        f"{common.ratio(i['p50_ms'], i['bare_p50_ms']):.1f}",
-                    ),
-                    (
-                        "p99",
-                        f(i["p99_ms"], " ms"),
-                        f(i["bare_p99_ms"], " ms"),
-                        f"{common.ratio(i['p99_ms'], i['bare_p99_ms']):.1f}",
-                    ),
-                    ("non-2xx", str(i["non_2xx"]), "", ""),
-                    (
-                        f"p99 at half rate ({f(i['half_rate_per_s'])}/s, open loop)",
-                        f(i["p99_ms_at_half_rate"], " ms"),
-                        "",
-                        "",
-                    ),
-                ],
-            )
-        )
+    for name in ("ingest", "ingest_sqlite"):
+        if name in r:
+            out.append(_ingest_table(r[name]))
     if "delivery" in r:
         d = r["delivery"]
         out.append(
@@ -256,6 +258,8 @@ def main() -> None:
     print(f"bench ({results['run']['mode']}): {json.dumps(results['machine'])}", flush=True)
     if "ingest" in parts:
         results["ingest"] = ingest.run(sizes, args.profile)
+        # The embedded default too: the same run against a SQLite file (no profile).
+        results["ingest_sqlite"] = ingest.run({**sizes, "database": "sqlite"}, False)
     if "delivery" in parts:
         results["delivery"] = delivery.run(sizes, args.profile)
     if "latency" in parts:
