@@ -1,4 +1,4 @@
-"""insert_rows: many rows into one table in one statement, on the asynchronous engine.
+"""insert_rows, update_rows: many rows of one table in one statement, on the asynchronous engine.
 
 The intake stores a batch of events and their deliveries per transaction. A multi-row
 `INSERT … VALUES (…), (…)` has a new text for every batch size and every row adds bind
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam
+from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
@@ -68,6 +68,36 @@ async def insert_rows(
     return list(result.scalars())
 
 
+async def update_rows(
+    conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]], *, key: str = "id"
+) -> None:
+    """Set each row's columns on the table row whose `key` column equals the row's `key`
+    (dicts with the same keys). PostgreSQL: one `UPDATE … FROM unnest(…)`; SQLite: one
+    UPDATE per row through executemany."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    if key not in columns:
+        raise ValueError(f"update_rows on {table.name}: every row needs its {key}")
+    if conn.dialect.name == "postgresql":
+        statement = _unnest_update(table, columns, key, conn.dialect)
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        async with driver.cursor() as cursor:
+            await cursor.execute(statement, _arrays(table, columns, rows, conn.dialect))
+        return
+    changed = [name for name in columns if name != key]
+    await conn.execute(
+        update(table)
+        .where(table.c[key] == bindparam(f"old_{key}"))
+        .values({name: bindparam(f"new_{name}") for name in changed}),
+        [
+            {f"old_{key}": row[key], **{f"new_{name}": row[name] for name in changed}}
+            for row in rows
+        ],
+    )
+
+
 def id_in(column: Any, ids: Sequence[str], dialect_name: str) -> ColumnElement[bool]:
     """`column IN ids` as one statement text whatever the number of ids: on PostgreSQL
     `= ANY(array)` (one parameter), elsewhere SQLAlchemy's expanding IN."""
@@ -107,6 +137,23 @@ def _unnest_statement(
     if returning:
         sql += f" RETURNING {named([returning])}"
     return sql
+
+
+@lru_cache(maxsize=64)
+def _unnest_update(table: Table, columns: tuple[str, ...], key: str, dialect: Dialect) -> str:
+    quote = dialect.identifier_preparer.quote
+    names = [quote(table.c[name].name) for name in columns]  # looked up: KeyError if unknown
+    arrays = ", ".join(
+        f"CAST(%({name})b AS {table.c[name].type.compile(dialect=dialect)}[])" for name in columns
+    )
+    assignments = ", ".join(
+        f"{quoted} = v.{quoted}" for name, quoted in zip(columns, names, strict=True) if name != key
+    )
+    target, key_name = quote(table.name), quote(table.c[key].name)
+    return (
+        f"UPDATE {target} SET {assignments} FROM unnest({arrays}) AS v({', '.join(names)}) "  # noqa: S608
+        f"WHERE {target}.{key_name} = v.{key_name}"
+    )
 
 
 def _arrays(

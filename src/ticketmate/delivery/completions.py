@@ -2,7 +2,7 @@
 
 Lanes hand in (delivery, answer, started at) as soon as an answer is in; one task writes them:
 the attempt rows (one INSERT), the deliveries' new states (one UPDATE per distinct outcome)
-and each webhook's health, added up over the batch's answers in order.
+and each webhook's health, added up over the batch's answers in order (one UPDATE).
 
 Guarantees kept here:
 - A delivery is `delivered` (or retried later, or a dead letter) only once the transaction of
@@ -33,12 +33,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
-from ticketmate.bulk import id_in, insert_rows
+from ticketmate.bulk import id_in, insert_rows, update_rows
 from ticketmate.db import AsyncDatabase
 from ticketmate.delivery import queue
 from ticketmate.delivery.queue import HEALTH_COLUMNS, ChannelHealth, Completion, Work
@@ -256,14 +256,8 @@ class CompletionWriter:
                 disabled.append((channel, outcome.answer.status_code))
             effects.append((paused, now_disabled))
         if channels:
-            await conn.execute(
-                update(W)
-                .where(W.c.id == bindparam("webhook_id"))
-                .values({name: bindparam(f"new_{name}") for name in HEALTH_COLUMNS}),
-                [
-                    {"webhook_id": c.webhook_id, **{f"new_{k}": v for k, v in c.values().items()}}
-                    for c in channels.values()
-                ],
+            await update_rows(
+                conn, W, [{"id": c.webhook_id, **c.values()} for c in channels.values()]
             )
         if disabled:
             await conn.run_sync(_record_auto_disables, disabled)

@@ -1,4 +1,4 @@
-"""insert_rows stores what SQLAlchemy's own insert stores, on both databases.
+"""insert_rows and update_rows store what SQLAlchemy's own statements store, on both databases.
 
 The intake writes its events and deliveries through insert_rows (on PostgreSQL as binary
 arrays through unnest). A row must read back exactly as if `insert(table)` had written it:
@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Table, insert, select
 
 from tests.support.factories import make_workspace
-from ticketmate.bulk import insert_rows
+from ticketmate.bulk import insert_rows, update_rows
 from ticketmate.db import AsyncDatabase
 from ticketmate.ids import new_id
 from ticketmate.models import JiraEventRecord
@@ -154,4 +154,60 @@ def test_a_column_with_a_default_must_be_given(svc: Services) -> None:
             await adb.dispose()
 
     with pytest.raises(ValueError, match="created_at"):
+        asyncio.run(write())
+
+
+def test_update_rows_sets_each_rows_columns_and_nothing_else(svc: Services) -> None:
+    workspace = make_workspace(svc)
+    rows = [_event(workspace.id, f"u-{n}", n) for n in range(3)]
+    later = BASE + timedelta(hours=1)
+    changes = [
+        {
+            "id": rows[0]["id"],
+            "status": "ignored",
+            "reason": AWKWARD,
+            "envelope": None,
+            "matched_count": 7,
+            "updated_at": later,
+        },
+        {
+            "id": rows[2]["id"],
+            "status": "rejected",
+            "reason": None,
+            "envelope": {"changed": [AWKWARD]},
+            "matched_count": None,
+            "updated_at": later,
+        },
+    ]
+
+    async def write() -> None:
+        adb = AsyncDatabase(svc.settings, pool_size=1)
+        try:
+            async with adb.transaction() as conn:
+                await insert_rows(conn, EVENTS, rows)
+            async with adb.transaction() as conn:
+                await update_rows(conn, EVENTS, changes)
+        finally:
+            await adb.dispose()
+
+    asyncio.run(write())
+    first, untouched, third = _read(svc, [r["id"] for r in rows])
+    for stored, change in ((first, changes[0]), (third, changes[1])):
+        for name, value in change.items():
+            assert stored[name] == value, name
+    assert first["envelope_is_sql_null"] is False  # JSON null, as SQLAlchemy's JSON writes it
+    assert first["raw_body"] == rows[0]["raw_body"]  # columns not named stay as they were
+    assert {k: v for k, v in untouched.items() if k != "envelope_is_sql_null"} == rows[1]
+
+
+def test_update_rows_needs_the_key_in_every_row(svc: Services) -> None:
+    async def write() -> None:
+        adb = AsyncDatabase(svc.settings, pool_size=1)
+        try:
+            async with adb.transaction() as conn:
+                await update_rows(conn, EVENTS, [{"status": "ignored"}])
+        finally:
+            await adb.dispose()
+
+    with pytest.raises(ValueError, match="needs its id"):
         asyncio.run(write())
