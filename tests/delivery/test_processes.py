@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,6 +36,21 @@ def start_worker(
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def listening(svc: Services, workers: int) -> None:
+    """Wait until `workers` worker processes hold their LISTEN connection (they are running)."""
+    deadline = time.monotonic() + 30
+    while True:
+        with svc.db.engine.connect() as conn:
+            found = conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND query LIKE 'LISTEN %%'"
+            ).scalar_one()
+        if found >= workers:
+            return
+        assert time.monotonic() < deadline, f"{found} of {workers} workers are listening"
+        time.sleep(0.05)
 
 
 def test_killed_worker_loses_nothing(
@@ -148,3 +164,51 @@ def test_a_standalone_worker_serves_its_metrics(
     finally:
         worker.terminate()
         worker.communicate(timeout=20)
+
+
+def test_a_lane_handed_between_worker_processes_mid_burst_keeps_order_and_the_rate(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink, database_url: str, tmp_path: Path
+) -> None:
+    """Worker A sends part of a burst to one channel and is stopped (SIGTERM); worker B, a
+    separate process already running, takes the lane over. At the receiver: every card once,
+    in the order queued, and no rolling second with more than four."""
+    if svc.db.dialect != "postgresql":
+        pytest.skip("several workers run against PostgreSQL; SQLite runs one, inside serve")
+    hook = make_webhook(svc, workspace.id, "eng", sink.url("/workflows/eng"))
+    make_subscription(svc, workspace.id, hook, "issue_created")
+    keys = [f"DEMO-{n}" for n in range(40)]
+    for key in keys:
+        store_and_route(svc, workspace.id, event(["issue_created"], key=key))
+    env = {"TICKETMATE_WORKER_POLL_SECONDS": "0.1"}
+    first = start_worker(database_url, tmp_path, **env)
+    second: subprocess.Popen[str] | None = None
+    try:
+        sink.wait_for(1, timeout=30)
+        second = start_worker(database_url, tmp_path, **env)  # waits: the lane is held
+        listening(svc, 2)  # both processes are up and polling
+        # Stopped right after a card arrived: the next holder must keep to the rate that the
+        # last four answers set, which it learns only from the released lane.
+        sink.wait_for(len(sink.received()) + 1, timeout=30)
+        first.send_signal(signal.SIGTERM)
+        first_output, _ = first.communicate(timeout=20)
+        sink.wait_for(len(keys), timeout=60)
+        second.send_signal(signal.SIGTERM)
+        second_output, _ = second.communicate(timeout=20)
+    finally:
+        for worker in (first, second):
+            if worker is not None and worker.poll() is None:
+                worker.kill()
+                worker.communicate(timeout=10)
+    assert second is not None
+    assert (first.returncode, second.returncode) == (0, 0), (first_output, second_output)
+    assert " 0 sent" not in first_output
+    assert " 0 sent" not in second_output, second_output  # the second took over
+    received = sink.received("/workflows/eng")
+    arrived = [
+        r.json()["attachments"][0]["content"]["body"][2]["text"].split(":")[0] for r in received
+    ]
+    assert arrived == keys  # each once, in order, across the handover
+    times = [r.at for r in received]
+    spans = [later - earlier for earlier, later in zip(times, times[4:], strict=False)]
+    assert min(spans) >= 1.0, spans
+    assert {d.status for d in deliveries(svc, workspace.id)} == {"delivered"}
