@@ -310,3 +310,25 @@ def test_subscriptions_past_the_path_limit_still_match_as_their_filters_say(
         built = SubscriptionIndex("ws", 0, subs)
         for one in events:
             assert built.match(one) == reference(subs, one)
+
+
+def test_a_subscription_filed_short_of_its_project_level_still_needs_its_project(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the path limit at the Projects level a subscription is checked in full at the
+    root, its Projects filter included: an event of another project does not take it."""
+    monkeypatch.setattr(index_module, "MAX_PATHS_PER_SUBSCRIPTION", 1)
+    sub = IndexedSubscription(
+        id="s1",
+        event_type="issue_created",
+        enabled=True,
+        filters={"projects": ["DEMO", "OPS"]},
+        webhook_id="w1",
+        channel_name="#ch1",
+        webhook_enabled=True,
+    )
+    built = SubscriptionIndex("ws", 0, [sub])
+    other = event(["issue_created"], project="ELSE")
+    mine = event(["issue_created"], project="ops")
+    assert built.match(other) == reference([sub], other) == []
+    assert built.match(mine) == reference([sub], mine) != []

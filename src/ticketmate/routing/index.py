@@ -92,8 +92,8 @@ def _folded_value(value: str | None) -> str | None:
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     match: Match
-    # (filter name, its values case-folded), for the filters other than Projects that are
-    # set, in FILTER_FIELDS order. An empty frozenset (only blank values) matches nothing.
+    # (filter name, its values case-folded), for every filter that is set, in FILTER_FIELDS
+    # order. An empty frozenset (only blank values) matches nothing.
     checks: tuple[tuple[str, frozenset[str]], ...]
 
 
@@ -106,6 +106,7 @@ class _EventFacts:
         issue = event.issue
         self._event = event
         self._singles: dict[str, str | None] = {
+            "projects": _folded_value(issue.project_key) if issue else None,
             "issue_types": _folded_value(issue.issue_type) if issue else None,
             "priorities": _folded_value(issue.priority) if issue else None,
         }
@@ -208,10 +209,10 @@ class SubscriptionIndex:
 
     def _add(self, subscription: IndexedSubscription) -> None:
         filters = subscription.filters or {}
+        # Every set filter, Projects included: a subscription filed short of the last level
+        # (past MAX_PATHS_PER_SUBSCRIPTION) is checked in full where it stops.
         checks = tuple(
-            (name, _folded(filters[name]))
-            for name in FILTER_FIELDS
-            if name != "projects" and filters.get(name)
+            (name, _folded(filters[name])) for name in FILTER_FIELDS if filters.get(name)
         )
         compiled = _Compiled(
             Match(
@@ -231,7 +232,6 @@ class SubscriptionIndex:
     def match(self, event: JiraEvent) -> list[Match]:
         """The subscriptions that take `event`, in subscription-id order: what the router's
         candidate query followed by `mismatch` would choose."""
-        issue = event.issue
         facts = _EventFacts(event)
         found: list[Match] = []
         for event_type in dict.fromkeys(t.value for t in event.event_types):
@@ -239,7 +239,7 @@ class SubscriptionIndex:
             if root is None:
                 continue
             values = (
-                _folded_value(issue.project_key) if issue else None,
+                facts.single("projects"),
                 facts.single("issue_types"),
                 facts.single("priorities"),
                 facts.status(event_type),
