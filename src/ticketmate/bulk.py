@@ -48,23 +48,18 @@ async def insert_rows(
         statement = _unnest_statement(
             table, columns, tuple(skip_conflicts_on or ()), returning, conn.dialect
         )
-        # Straight to psycopg, in the transaction SQLAlchemy began on this connection: its
-        # %b placeholders send the arrays in binary, where text arrays would be quoted and
-        # escaped value by value in Python (4 KB bodies, rendered cards).
-        raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
-        async with driver.cursor() as cursor:
-            await cursor.execute(statement, _arrays(table, columns, rows, conn.dialect))
-            return [row[0] for row in await cursor.fetchall()] if returning else []
+        found = await _execute_binary(
+            conn, statement, _arrays(table, columns, rows, conn.dialect), fetch=bool(returning)
+        )
+        return [row[0] for row in found]
+    insert = sqlite.insert(table)
+    if skip_conflicts_on:
+        insert = insert.on_conflict_do_nothing(index_elements=list(skip_conflicts_on))
+    if returning is not None:
+        result = await conn.execute(insert.returning(table.c[returning]), list(rows))
     else:
-        insert = sqlite.insert(table)
-        if skip_conflicts_on:
-            insert = insert.on_conflict_do_nothing(index_elements=list(skip_conflicts_on))
-        if returning is not None:
-            result = await conn.execute(insert.returning(table.c[returning]), list(rows))
-        else:
-            await conn.execute(insert, list(rows))
-            return []
+        await conn.execute(insert, list(rows))
+        return []
     return list(result.scalars())
 
 
@@ -81,10 +76,7 @@ async def update_rows(
         raise ValueError(f"update_rows on {table.name}: every row needs its {key}")
     if conn.dialect.name == "postgresql":
         statement = _unnest_update(table, columns, key, conn.dialect)
-        raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
-        async with driver.cursor() as cursor:
-            await cursor.execute(statement, _arrays(table, columns, rows, conn.dialect))
+        await _execute_binary(conn, statement, _arrays(table, columns, rows, conn.dialect))
         return
     changed = [name for name in columns if name != key]
     await conn.execute(
@@ -96,6 +88,19 @@ async def update_rows(
             for row in rows
         ],
     )
+
+
+async def _execute_binary(
+    conn: AsyncConnection, statement: str, arrays: dict[str, list[Any]], *, fetch: bool = False
+) -> list[Any]:
+    # Straight to psycopg, in the transaction SQLAlchemy began on this connection: its %b
+    # placeholders send the arrays in binary, where text arrays would be quoted and escaped
+    # value by value in Python (4 KB bodies, rendered cards).
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    async with driver.cursor() as cursor:
+        await cursor.execute(statement, arrays)
+        return list(await cursor.fetchall()) if fetch else []
 
 
 def id_in(column: Any, ids: Sequence[str], dialect_name: str) -> ColumnElement[bool]:
