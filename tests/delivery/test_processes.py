@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from datetime import timedelta
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,6 @@ from tests.support.factories import MadeWorkspace
 from tests.support.processes import TICKETMATE, cli_env
 from tests.support.teams import (
     deliveries,
-    drain,
     event,
     make_subscription,
     make_webhook,
@@ -22,7 +21,6 @@ from tests.support.teams import (
 )
 from ticketmate.dev.teams_sink import Answer, TeamsSink
 from ticketmate.state import Services
-from ticketmate.timeutil import utcnow
 
 
 def start_worker(
@@ -56,25 +54,53 @@ def listening(svc: Services, workers: int) -> None:
 def test_killed_worker_loses_nothing(
     svc: Services, workspace: MadeWorkspace, sink: TeamsSink, database_url: str, tmp_path: Path
 ) -> None:
+    """A worker killed while its first request hangs: another worker sends every card, the
+    ones held in flight again only once their lease has run out on the wall clock."""
+    # A short lease, so the resend waits for it to run out in real time.
+    short = {
+        "TICKETMATE_DELIVERY_LEASE_SECONDS": "4",
+        "TICKETMATE_WORKER_POLL_SECONDS": "0.2",
+    }
+    keys = [f"DEMO-{n}" for n in range(3)]
     hook = make_webhook(svc, workspace.id, "eng", sink.url("/workflows/eng"))
     make_subscription(svc, workspace.id, hook, "issue_created")
     sink.script("/workflows/eng", Answer(202, "", delay_seconds=30))  # the first one hangs
-    for n in range(3):
-        store_and_route(svc, workspace.id, event(["issue_created"], key=f"DEMO-{n}"))
-    worker = start_worker(database_url, tmp_path)
+    for key in keys:
+        store_and_route(svc, workspace.id, event(["issue_created"], key=key))
+    worker = start_worker(database_url, tmp_path, **short)
     try:
-        sink.wait_for(1, timeout=20)
-        assert {d.status for d in deliveries(svc, workspace.id)} == {"in_flight"}
+        sink.wait_for(1, timeout=30)
+        held = deliveries(svc, workspace.id)
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.communicate(timeout=10)
-    # Another worker, once the dead one's leases have run out, takes everything over.
-    later = utcnow() + timedelta(minutes=5)
-    drain(svc, clock=lambda: later)
+    assert [d.status for d in held] == ["in_flight"] * 3  # all taken, one sent, none recorded
+    lease_ends = max(d.locked_until.timestamp() for d in held if d.locked_until is not None)
+    # The next worker finds nothing due until the lease is over, then takes everything.
+    worker = start_worker(database_url, tmp_path, **short)
+    try:
+        sink.wait_for(1 + len(keys), timeout=60)
+        deadline = time.monotonic() + 30
+        while {d.status for d in deliveries(svc, workspace.id)} != {"delivered"}:
+            assert time.monotonic() < deadline, [d.status for d in deliveries(svc, workspace.id)]
+            time.sleep(0.05)
+    finally:
+        worker.terminate()
+        worker.communicate(timeout=20)
+    received = sink.received("/workflows/eng")
+    arrived = [
+        r.json()["attachments"][0]["content"]["body"][2]["text"].split(":")[0] for r in received
+    ]
+    assert arrived[0] == "DEMO-0"  # the request the killed worker was waiting on
+    assert arrived[1:] == keys  # every card, in order, from the second worker
+    sent = Counter(arrived)
+    assert {key: count - 1 for key, count in sent.items() if count > 1} == {"DEMO-0": 1}
+    resent = received[1:]
+    assert all(r.wall_time > lease_ends for r in resent), (
+        lease_ends,
+        [r.wall_time for r in resent],
+    )
     assert [d.status for d in deliveries(svc, workspace.id)] == ["delivered"] * 3
-    received = [r.json()["attachments"][0]["content"]["body"][2]["text"] for r in sink.received()]
-    assert received[0].startswith("DEMO-0")  # at least once: the interrupted one went again
-    assert sorted({t.split(":")[0] for t in received}) == ["DEMO-0", "DEMO-1", "DEMO-2"]
 
 
 def test_sigterm_finishes_the_request_in_flight_and_exits_0(

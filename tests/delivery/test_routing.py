@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+from sqlalchemy import event as sa_event
 
 from tests.support.factories import MadeWorkspace, make_workspace
 from tests.support.teams import deliveries, event, make_subscription, make_webhook, store_and_route
@@ -146,24 +149,55 @@ def test_other_workspaces_are_never_routed(
     assert store_and_route(svc, workspace.id, event(["issue_created"]))[1] == 0
 
 
-def test_router_uses_one_indexed_lookup(svc: Services) -> None:
-    from sqlalchemy import text
+def test_router_uses_one_indexed_lookup(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    """The statements the router really sends, with their parameters, as the database plans
+    them: the workspace's subscriptions (and their webhooks) come from one statement that
+    goes through the routing index by workspace, and nothing is read by a full scan."""
+    hook = make_webhook(svc, workspace.id, "eng", sink.url("/workflows/eng"))
+    make_subscription(svc, workspace.id, hook, "issue_created")
+    seen: list[tuple[str, Any]] = []
 
-    with svc.db.transaction() as session:
-        if svc.db.dialect == "sqlite":
-            plan = session.execute(
-                text(
-                    "EXPLAIN QUERY PLAN SELECT id FROM teams_subscriptions "
-                    "WHERE workspace_id = 'x' AND event_type IN ('issue_created') AND enabled = 1"
-                )
-            ).all()
-            assert "ix_teams_subscriptions_routing" in " ".join(str(r) for r in plan)
+    def capture(_conn: object, _cursor: object, statement: str, params: Any, *_: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, params))
+
+    sa_event.listen(svc.db.engine, "before_cursor_execute", capture)
+    try:
+        assert store_and_route(svc, workspace.id, event(["issue_created"]))[1] == 1
+    finally:
+        sa_event.remove(svc.db.engine, "before_cursor_execute", capture)
+    lookups = [statement for statement, _ in seen if "teams_subscriptions" in statement]
+    assert len(lookups) == 1, lookups
+    sqlite = svc.db.dialect == "sqlite"
+    plans: dict[str, str] = {}
+    with svc.db.engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        if not sqlite:
+            # Tiny test tables: without this PostgreSQL would scan them whatever the indexes.
+            cursor.execute("SET enable_seqscan = off")
+        for statement, params in seen:
+            cursor.execute(("EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN ") + statement, params)
+            plans[statement] = "\n".join(str(row[-1]) for row in cursor.fetchall())
+    for statement, plan in plans.items():
+        if sqlite:
+            assert not re.search(r"^SCAN ", plan, re.MULTILINE), (statement, plan)
         else:
-            session.execute(text("SET LOCAL enable_seqscan = off"))
-            plan = session.execute(
-                text(
-                    "EXPLAIN SELECT id FROM teams_subscriptions WHERE workspace_id = 'x' "
-                    "AND event_type IN ('issue_created') AND enabled"
-                )
-            ).all()
-            assert "ix_teams_subscriptions_routing" in " ".join(str(r) for r in plan)
+            assert "Seq Scan" not in plan, (statement, plan)
+    routing = plans[lookups[0]]
+    if sqlite:
+        assert (
+            "SEARCH teams_subscriptions USING INDEX ix_teams_subscriptions_routing (workspace_id=?)"
+            in routing
+        ), routing
+        assert re.search(r"SEARCH teams_webhooks USING .*INDEX \S+ \(id=\?\)", routing), routing
+    else:
+        assert re.search(
+            r"Index Scan using ix_teams_subscriptions_routing on teams_subscriptions\s+\(.*\)\n"
+            r"\s+Index Cond: \(\(workspace_id\)::text = ",
+            routing,
+        ), routing
+        assert "Index Scan using pk_teams_webhooks on teams_webhooks" in routing, routing
