@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
 
-.PHONY: run test lint typecheck unit install install-dev clean bench bench-quick
+.PHONY: run test lint typecheck unit install install-dev clean bench bench-quick soak
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ lint: $(BIN)/.installed-dev
 
 test: lint
 	$(BIN)/pytest
+
+# The fault suite (tests/reliability) at full size: 2,000-event bursts, 10,000 hostile inputs.
+# `make test` runs the same tests small.
+soak: $(BIN)/.installed-dev
+	TICKETMATE_SOAK=1 $(BIN)/pytest tests/reliability --timeout=3600 -s
 
 # Benchmarks report figures beside same-run baselines; they never fail on a slow machine.
 # PROFILE=1 also records py-spy profiles of the service (bench/results/profile-*.md).

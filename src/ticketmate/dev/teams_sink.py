@@ -2,7 +2,8 @@
 
 It answers like a Workflows webhook (202, empty body) on paths containing `/workflows/` and
 like a legacy connector (200, body `1`) elsewhere, unless told otherwise: scripted answers
-(any status, body, headers, or a delay past the client's timeout) are taken in order per path.
+(any status, body, headers, a delay past the client's timeout, or a connection reset with no
+answer at all) are taken in order per path.
 An answer can also quote the request's own URL back, in the forms receivers have been seen to
 use (whole, without scheme, without host, percent-encoded), to test that nothing stores it.
 It records every request with its arrival time, so tests can check order, rate and content.
@@ -36,6 +37,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
     echo: bool = False
+    reset: bool = False  # drop the connection (after any delay) instead of answering
 
     def body_for(self, authority: str, target: str) -> str:
         if not self.echo:
@@ -65,7 +67,14 @@ class Received:
     body: bytes
     at: float  # time.monotonic() when the request arrived
     wall_time: float  # time.time() when it arrived
-    answered: int
+    answered: int  # the status sent back; 0 for a dropped connection
+    answer: Answer = CONNECTOR_OK  # the whole answer: its headers, delay, reset
+
+    @property
+    def clean_success(self) -> bool:
+        """Answered 2xx at once, so the client saw it accepted (a connector's error text in a
+        200 body is not looked at)."""
+        return 200 <= self.answered < 300 and not self.answer.delay_seconds
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -144,7 +153,8 @@ class TeamsSink:
             body,
             arrived,
             wall,
-            answer.status,
+            0 if answer.reset else answer.status,
+            answer,
         )
         with self._changed:
             self._received.append(record)
@@ -153,6 +163,11 @@ class TeamsSink:
             self.on_receive(record)
         if answer.delay_seconds:
             await asyncio.sleep(answer.delay_seconds)
+        if answer.reset and request.transport is not None:
+            # abort() closes the socket at once, unflushed: the client sees a reset, not an
+            # answer, as when a proxy or Teams' front door drops the connection.
+            request.transport.abort()
+            raise asyncio.CancelledError
         # raw_path is the path and query exactly as they arrived, before any decoding.
         text = answer.body_for(request.host, request.raw_path)
         return web.Response(status=answer.status, text=text, headers=answer.headers)
