@@ -21,9 +21,10 @@ from ticketmate.state import Services
 
 TEST_KEY_LINE = "test1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="  # 32 bytes of text
 
-# Tests must never read the developer's .env or TICKETMATE_* variables by accident.
+# Tests must never read the developer's .env or TICKETMATE_* variables by accident; only the
+# TICKETMATE_TEST_* ones, which steer the tests themselves, stay.
 for _name in list(os.environ):
-    if _name.startswith("TICKETMATE_") and _name != "TICKETMATE_TEST_DATABASE_URL":
+    if _name.startswith("TICKETMATE_") and not _name.startswith("TICKETMATE_TEST_"):
         del os.environ[_name]
 
 

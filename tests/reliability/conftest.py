@@ -1,6 +1,6 @@
 """The reliability suite: faults against real `ticketmate` processes, a real database and the
 local Teams stand-in. Sizes are small in `make test`; `make soak` runs them large
-(TICKETMATE_SOAK=1)."""
+(TICKETMATE_TEST_SOAK=1)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.support.factories import MadeWorkspace, make_workspace
 from ticketmate.dev.teams_sink import TeamsSink
 from ticketmate.state import Services
 
-SOAK = os.environ.get("TICKETMATE_SOAK", "") not in ("", "0")
+SOAK = os.environ.get("TICKETMATE_TEST_SOAK", "") not in ("", "0")
 
 
 def size(quick: int, soak: int) -> int:
