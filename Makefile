@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
 
-.PHONY: run test lint typecheck unit install install-dev clean bench bench-quick soak
+.PHONY: run demo test lint typecheck unit install install-dev clean bench bench-quick soak
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ install-dev: $(BIN)/.installed-dev
 run: $(BIN)/.installed
 	$(BIN)/ticketmate db upgrade
 	$(BIN)/ticketmate serve --host $(HOST) --port $(PORT)
+
+# The service, a Teams stand-in with two channels and a replay of real Jira events, on a fresh
+# database in var/demo/ (emptied at each start). Ctrl+C stops all of it.
+SINK_PORT ?= 8765
+demo: $(BIN)/.installed
+	$(BIN)/ticketmate dev demo --port $(PORT) --sink-port $(SINK_PORT)
 
 lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check src tests bench

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from ticketmate import __version__
 from ticketmate.accounts.api import router as me_router
@@ -21,7 +22,7 @@ from ticketmate.health import router as health_router
 from ticketmate.jira.api import router as jira_api_router
 from ticketmate.jira.intake import router as jira_intake_router
 from ticketmate.jira.intake_writer import IntakeWriter
-from ticketmate.logging_setup import RequestLogMiddleware
+from ticketmate.logging_setup import RequestIdMiddleware, RequestLogMiddleware
 from ticketmate.metrics import router as metrics_router
 from ticketmate.security.auth import CSRF_HEADER, SESSION_COOKIE
 from ticketmate.security.crypto import Keyring, load_keyring
@@ -86,6 +87,17 @@ def describe_authentication(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def carry_request_id(app: FastAPI) -> None:
+    """Wrap the whole middleware stack, Starlette's error middleware too, in RequestIdMiddleware:
+    an answer to an unhandled error then carries the id, and the error's log line has it."""
+    build = app.build_middleware_stack
+
+    def build_with_request_id() -> ASGIApp:
+        return RequestIdMiddleware(build())
+
+    app.build_middleware_stack = build_with_request_id  # type: ignore[method-assign]
+
+
 def create_app(
     settings: Settings,
     *,
@@ -132,6 +144,7 @@ def create_app(
     describe_authentication(app)
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(SecurityHeaders)
+    carry_request_id(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), "static")
     for router in (
         health_router,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from typing import Annotated
 
@@ -45,6 +44,7 @@ app.add_typer(token_app, name="token")
 def _add_part_commands() -> None:
     # Each part of the product keeps its commands beside its code.
     from ticketmate.audit.cli import app as audit_app
+    from ticketmate.config_cli import app as config_app
     from ticketmate.delivery.cli import app as deliveries_app
     from ticketmate.delivery.cli import register as register_worker
     from ticketmate.dev.cli import app as dev_app
@@ -56,6 +56,9 @@ def _add_part_commands() -> None:
     app.add_typer(deliveries_app, name="deliveries", help="The delivery log: retry and purge.")
     app.add_typer(audit_app, name="audit", help="The audit log.")
     app.add_typer(dev_app, name="dev", help="Local tools: a Teams stand-in for demos.")
+    app.add_typer(
+        config_app, name="config", help="The settings reference and .env.example, generated."
+    )
     register_worker(app)
 
 
@@ -76,7 +79,7 @@ def serve(
 
     from ticketmate.app import build_services, create_app
     from ticketmate.bootstrap import bootstrap_if_empty
-    from ticketmate.logging_setup import configure_logging
+    from ticketmate.logging_setup import announce, configure_logging
     from ticketmate.serve import background_parts, require_schema_at_head
 
     with cli_errors():
@@ -84,11 +87,19 @@ def serve(
         if "base_url" not in config.model_fields_set:
             shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
             config = config.model_copy(update={"base_url": f"http://{shown_host}:{port}"})
-        configure_logging(config.log_level)
+        configure_logging(config.log_level, config.log_format)
         svc = build_services(config)
         require_schema_at_head(svc)
         first = bootstrap_if_empty(svc)
-    if first is not None:
+    if first is not None and config.log_format == "json":
+        announce(
+            "Ticket MATE is set up with a workspace 'demo'. Sign in once with this line's "
+            "sign_in_url, email and password; the password is shown only now.",
+            sign_in_url=first.sign_in_url,
+            email=first.email,
+            password=first.password,
+        )
+    elif first is not None:
         typer.echo("")
         typer.echo("Ticket MATE is set up with a workspace 'demo'. Sign in once with:")
         typer.echo(f"  URL:      {first.sign_in_url}")
@@ -96,7 +107,7 @@ def serve(
         typer.echo(f"  Password: {first.password}")
         typer.echo("This password is shown only now.")
         typer.echo("")
-    typer.echo(f"Serving on {config.base_url} (Ctrl+C to stop)")
+    announce(f"Serving on {config.base_url} (Ctrl+C to stop)")
     application = create_app(config, services=svc, background=background_parts(not no_worker))
     # uvloop and httptools are dependencies: named here so that uvicorn never falls back to
     # asyncio's loop and h11 (about half the throughput) without saying so.
@@ -108,18 +119,24 @@ def serve(
         http="httptools",
         log_config=None,
         access_log=False,
+        # uvicorn believes X-Forwarded-* from 127.0.0.1 unless told otherwise; only the
+        # configured proxies may speak for a client.
+        proxy_headers=bool(config.trusted_proxies.strip()),
+        forwarded_allow_ips=config.trusted_proxies.strip() or None,
     )
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""
+    from ticketmate.logging_setup import announce, configure_logging
     from ticketmate.migrate import upgrade
 
     with cli_errors():
         config = settings()
+        configure_logging(config.log_level, config.log_format)
         upgrade(config.database_url)
-    typer.echo("database is up to date", err=True)
+    announce("database is up to date", err=True)
 
 
 @workspace_app.command("create")
@@ -210,7 +227,15 @@ def token_create(email: Annotated[str, typer.Argument(help="The user's e-mail ad
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from ticketmate.logging_setup import configure_logging
+
+    # Commands other than serve, worker and db upgrade log warnings only, in the chosen format;
+    # a bad setting is reported by the command that reads it.
+    try:
+        log_format = settings().log_format
+    except ConfigError:
+        log_format = "text"
+    configure_logging("WARNING", log_format)
     try:
         app()
     except ConfigError as exc:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///var/ticketmate.db"
@@ -49,28 +50,178 @@ class Settings(BaseSettings):
         env_prefix="TICKETMATE_", env_file=".env", extra="ignore", frozen=True
     )
 
-    database_url: str = DEFAULT_DATABASE_URL
-    # Connections each process keeps open for its hot paths (intake writer, delivery worker).
-    database_pool_size: int = 10
-    encryption_keys: str = ""
-    key_file: Path = Path("var/encryption.key")
-    worker_poll_seconds: float = 5.0
-    delivery_timeout_seconds: float = 8.0
-    # How long a worker's hold on a channel and its in-flight deliveries lasts without being
-    # renewed (after a crash: how long until they are sent again). Unset: computed from the
-    # delivery timeout.
-    delivery_lease_seconds: float | None = None
-    allow_loopback_webhooks: bool = False
-    base_url: str = "http://127.0.0.1:8000"
-    retention_days: int = 30
-    retry_schedule_seconds: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
-    channel_rate_per_second: int = 4
-    auto_disable_after_removed: int = 3
-    signin_max_failures: int = 5
-    signin_lockout_seconds: int = 900
-    log_level: str = "INFO"
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description=(
+            "The database: `sqlite:///relative/path.db` or `sqlite:////absolute/path.db` for an "
+            "embedded SQLite file, `postgresql://user:password@host:5432/dbname` for PostgreSQL. "
+            "The driver is chosen for you."
+        ),
+        examples=["postgresql://ticketmate:CHANGE-ME@db.example.com:5432/ticketmate"],
+    )
+    database_pool_size: int = Field(
+        default=10,
+        description=(
+            "Database connections each process keeps open for taking in Jira events and "
+            "delivering cards. The pool is fixed: no connection is opened or closed under load. "
+            "A worker uses at most 8 of its own, and one on SQLite."
+        ),
+        examples=[20],
+    )
+    encryption_keys: str = Field(
+        default="",
+        description=(
+            "The keys that encrypt secrets stored in the database (Teams webhook URLs, Jira "
+            "secrets and ingest tokens): `kid:base64key` pairs, comma-separated, each key 32 "
+            "bytes. The first key encrypts; every listed key decrypts. `ticketmate keys "
+            "generate` prints a new one. Empty: the key in TICKETMATE_KEY_FILE is used."
+        ),
+        examples=["replace-me:REPLACE+ME+run+ticketmate+keys+generate+xxx="],
+    )
+    key_file: Path = Field(
+        default=Path("var/encryption.key"),
+        description=(
+            "Where the encryption key is kept when TICKETMATE_ENCRYPTION_KEYS is empty. The "
+            "service creates it on first start (mode 0600) and warns; back it up, since stored "
+            "secrets cannot be read without it. In production, set TICKETMATE_ENCRYPTION_KEYS."
+        ),
+        examples=[Path("/var/lib/ticketmate/encryption.key")],
+    )
+    worker_poll_seconds: float = Field(
+        default=5.0,
+        description=(
+            "How often, in seconds, the delivery worker looks for due deliveries when nothing "
+            "wakes it. A stored event wakes the worker at once (in the same process, or by "
+            "LISTEN/NOTIFY on PostgreSQL); polling is the fallback that guarantees pickup."
+        ),
+        examples=[10],
+    )
+    delivery_timeout_seconds: float = Field(
+        default=8.0,
+        description=(
+            "The strict total timeout, in seconds, of one request to Teams (deliveries and "
+            "Test Connection). A request that takes longer counts as a timeout and is tried "
+            "again later."
+        ),
+        examples=[15],
+    )
+    delivery_lease_seconds: float | None = Field(
+        default=None,
+        description=(
+            "How long, in seconds, a worker's hold on a channel and its in-flight deliveries "
+            "lasts without being renewed: after a worker crashes, how long until those cards are "
+            "sent again. Unset: 4 * (TICKETMATE_DELIVERY_TIMEOUT_SECONDS + 1) + 30, which is 66 "
+            "with the default timeout."
+        ),
+        examples=[120],
+    )
+    allow_loopback_webhooks: bool = Field(
+        default=False,
+        description=(
+            "Accept `http://127.0.0.1:PORT/...` and `http://localhost:PORT/...` as Teams "
+            "webhook URLs. For local demos and tests only; leave it off in production."
+        ),
+        examples=[True],
+    )
+    base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description=(
+            "The address people and Jira use to reach this service. It is the host of every "
+            "workspace's Jira webhook URL and of printed sign-in links, and an https:// address "
+            "turns the Secure cookie flag on. Unset, `ticketmate serve` uses "
+            "http://127.0.0.1:<port> with the port it serves on."
+        ),
+        examples=["https://ticketmate.example.com"],
+    )
+    retention_days: int = Field(
+        default=30,
+        description=(
+            "Days after which the worker purges delivered and skipped deliveries, their "
+            "attempts and their events. Dead letters stay until retried or purged."
+        ),
+        examples=[90],
+    )
+    retry_schedule_seconds: Annotated[tuple[float, ...], NoDecode] = Field(
+        default=DEFAULT_RETRY_SCHEDULE,
+        description=(
+            "Delays, in seconds and comma-separated, between attempts to deliver a card that "
+            "Teams did not take (timeouts, connection errors, 408, 429, 5xx). Each delay varies "
+            "by up to 20 % either way; a longer Retry-After from Teams is honoured (at most 1 "
+            "hour). When the attempt after the last delay fails too, the delivery becomes a dead "
+            "letter."
+        ),
+        examples=[(5.0, 30.0, 300.0)],
+    )
+    channel_rate_per_second: int = Field(
+        default=4,
+        description=(
+            "The most requests sent to one Teams webhook in any rolling second, across all "
+            "workers. Teams throttles a channel above 4."
+        ),
+        examples=[2],
+    )
+    auto_disable_after_removed: int = Field(
+        default=3,
+        description=(
+            '"Removed from Teams" answers (404 or 410) in a row after which a webhook is '
+            "disabled, with the reason shown on it and in the audit log."
+        ),
+        examples=[5],
+    )
+    signin_max_failures: int = Field(
+        default=5,
+        description=(
+            "Failed sign-ins for one e-mail address after which it is locked for "
+            "TICKETMATE_SIGNIN_LOCKOUT_SECONDS."
+        ),
+        examples=[10],
+    )
+    signin_lockout_seconds: int = Field(
+        default=900,
+        description=(
+            "How long, in seconds, an e-mail address stays locked after too many failed sign-ins."
+        ),
+        examples=[1800],
+    )
+    log_level: str = Field(
+        default="INFO",
+        description="The least severe log messages written: DEBUG, INFO, WARNING or ERROR.",
+        examples=["WARNING"],
+    )
+    log_format: str = Field(
+        default="text",
+        description=(
+            "How log lines are written: `text` for people, or `json`: one JSON object per line "
+            "(ts, level, logger, msg, and request_id, workspace, delivery_id, event_id where "
+            "they apply)."
+        ),
+        examples=["json"],
+    )
     secure_cookies: bool | None = Field(
-        default=None, description="Force the Secure cookie flag; by default it follows base_url."
+        default=None,
+        description=(
+            "Force the Secure flag of the sign-in cookie on (true) or off (false). Unset, it is "
+            "on exactly when TICKETMATE_BASE_URL starts with https://."
+        ),
+        examples=[True],
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "When set, /metrics (on the web app and on `ticketmate worker --metrics-port`) "
+            "answers only requests with `Authorization: Bearer <this token>`; unset, it is open."
+        ),
+        examples=["CHANGE-ME-a-long-random-string"],
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Addresses or CIDR ranges of the reverse proxies in front of the web app, "
+            "comma-separated. Only requests from these may set X-Forwarded-For and "
+            "X-Forwarded-Proto (the client address in the audit log and the sign-in throttle); "
+            "from anyone else the headers are ignored. Empty: no proxy is trusted."
+        ),
+        examples=["10.0.0.5,10.0.1.0/24"],
     )
 
     @field_validator("worker_poll_seconds", "delivery_timeout_seconds")
@@ -100,6 +251,19 @@ class Settings(BaseSettings):
         if value is not None and value <= 0:
             raise ValueError("must be a positive number")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            if item:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"{item!r} is not an IP address or CIDR range (e.g. 10.0.0.5, 10.0.1.0/24)"
+                    ) from None
+        return ",".join(part.strip() for part in value.split(",") if part.strip())
 
     @field_validator("database_url")
     @classmethod
@@ -140,6 +304,13 @@ class Settings(BaseSettings):
         if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return value.upper()
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value.strip().lower() not in {"text", "json"}:
+            raise ValueError("must be text or json")
+        return value.strip().lower()
 
     @cached_property
     def configured_keys(self) -> list[tuple[str, bytes]]:

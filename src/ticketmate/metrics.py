@@ -1,12 +1,22 @@
 """Prometheus metrics: what came in from Jira, what went out to Teams, what is waiting.
 
 Counters carry no workspace or channel labels: /metrics is for operators and must not list
-tenants. The queue depth is read from the database when scraped (through the due-row index).
+tenants. The queue's gauges (depth, age of the oldest due delivery) are read from the
+database when scraped, through the due-row index, so every process — the web app or any of
+several workers — reports the whole queue, not its own share.
+
+With TICKETMATE_METRICS_TOKEN set, /metrics answers only `Authorization: Bearer <token>`
+(compared in constant time), on the web app and on a worker's --metrics-port alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hmac
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -19,9 +29,12 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from ticketmate.db import Database
+from ticketmate.errors import ApiError, error_body
+from ticketmate.timeutil import utcnow
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -48,8 +61,40 @@ TEAMS_LATENCY = Histogram(
 )
 
 
+DELIVERIES_FINISHED = Counter(
+    "ticketmate_deliveries_finished",
+    "Deliveries that reached a final state, by outcome (delivered, dead_letter, skipped).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WEBHOOKS_AUTO_DISABLED = Counter(
+    "ticketmate_webhooks_auto_disabled",
+    "Webhooks disabled because Teams kept answering that the channel's webhook is gone.",
+    registry=REGISTRY,
+)
+LEASE_EXPIRIES = Counter(
+    "ticketmate_delivery_lease_expiries",
+    "In-flight deliveries taken again because their worker's lease ran out (a worker died or "
+    "stalled); each may reach Teams twice.",
+    registry=REGISTRY,
+)
+INTAKE_BATCH_EVENTS = Histogram(
+    "ticketmate_intake_batch_events",
+    "Jira requests written in one intake transaction (group commit).",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+    registry=REGISTRY,
+)
+INTAKE_COMMIT_SECONDS = Histogram(
+    "ticketmate_intake_commit_seconds",
+    "Time one intake transaction took, from its first statement to its commit.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+
+
 class QueueDepth(Collector):
-    """Deliveries waiting (pending or in flight), read at scrape time."""
+    """Deliveries waiting (pending or in flight), and how long the oldest due one has waited,
+    read at scrape time."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -68,9 +113,46 @@ class QueueDepth(Collector):
                     select(D.status, func.count()).where(status_in(DUE_STATUSES)).group_by(D.status)
                 ).all()
             )
+            oldest = session.scalar(
+                select(func.min(D.next_attempt_at)).where(
+                    status_in(DUE_STATUSES), D.next_attempt_at <= utcnow()
+                )
+            )
         for status in DUE_STATUSES:
             gauge.add_metric([status], float(rows.get(status, 0)))
         yield gauge
+        age = GaugeMetricFamily(
+            "ticketmate_delivery_oldest_due_seconds",
+            "How long the longest-waiting due delivery has been due (0 when none is): a growing "
+            "value means the workers are not keeping up or are not running.",
+        )
+        age.add_metric([], max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0.0)
+        yield age
+
+
+def bearer_matches(authorization: str | None, token: SecretStr | None) -> bool:
+    """True when no token is configured, or the header carries exactly that token."""
+    if token is None:
+        return True
+    scheme, _, presented = (authorization or "").partition(" ")
+    expected = token.get_secret_value().encode()
+    # compare_digest on bytes of any length: its time does not depend on where they differ.
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), expected)
+
+
+def metrics_refused() -> ApiError:
+    return ApiError(
+        401,
+        "unauthorized",
+        "Send the metrics token as Authorization: Bearer <token>.",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def queue_registry(db: Database) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(QueueDepth(db))
+    return registry
 
 
 router = APIRouter(tags=["operations"])
@@ -78,10 +160,56 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
-    """Prometheus text format: the process's counters and the queue depth."""
+    """Prometheus text format: the process's counters and the queue's gauges."""
     state = request.app.state
+    if not bearer_matches(
+        request.headers.get("authorization"), state.services.settings.metrics_token
+    ):
+        raise metrics_refused()
     if not hasattr(state, "queue_registry"):
-        state.queue_registry = CollectorRegistry(auto_describe=False)
-        state.queue_registry.register(QueueDepth(state.services.db))
+        state.queue_registry = queue_registry(state.services.db)
     body = generate_latest(REGISTRY) + generate_latest(state.queue_registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+# -- the worker's own /metrics ---------------------------------------------------------------
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes every few seconds would drown the worker's own lines."""
+
+
+def worker_metrics_app(db: Database, token: SecretStr | None) -> WsgiApp:
+    """The counters and the queue's gauges, behind the same token check as the web app's."""
+    registries = (REGISTRY, queue_registry(db))
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not bearer_matches(environ.get("HTTP_AUTHORIZATION"), token):
+            refused = metrics_refused()
+            body = json.dumps(error_body(refused.code, refused.message)).encode()
+            start_response(
+                "401 Unauthorized",
+                [("Content-Type", "application/json"), ("WWW-Authenticate", "Bearer")],
+            )
+            return [body]
+        if environ.get("PATH_INFO", "/") not in ("/", "/metrics"):
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found\n"]
+        body = b"".join(generate_latest(registry) for registry in registries)
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+        return [body]
+
+    return app
+
+
+def serve_worker_metrics(port: int, db: Database, token: SecretStr | None) -> WSGIServer:
+    """Serve on 127.0.0.1:`port` from a daemon thread (a scrape reads the database there,
+    never on the worker's event loop)."""
+    server = make_server(
+        "127.0.0.1", port, worker_metrics_app(db, token), handler_class=_QuietHandler
+    )
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server

@@ -173,13 +173,20 @@ def test_a_standalone_worker_serves_its_metrics(
     make_subscription(svc, workspace.id, hook, "issue_created")
     store_and_route(svc, workspace.id, event(["issue_created"]))
     port = free_port()
-    worker = start_worker(database_url, tmp_path, "--metrics-port", str(port))
+    worker = start_worker(
+        database_url,
+        tmp_path,
+        "--metrics-port",
+        str(port),
+        TICKETMATE_METRICS_TOKEN="worker-scrape-token",
+    )
+    token = {"Authorization": "Bearer worker-scrape-token"}
     try:
         sink.wait_for(1, timeout=20)
         text = ""
         for _ in range(50):
             try:
-                text = httpx2.get(f"http://127.0.0.1:{port}/metrics").text
+                text = httpx2.get(f"http://127.0.0.1:{port}/metrics", headers=token).text
             except httpx2.TransportError:
                 time.sleep(0.1)
                 continue
@@ -187,6 +194,14 @@ def test_a_standalone_worker_serves_its_metrics(
                 break
             time.sleep(0.1)
         assert 'ticketmate_delivery_attempts_total{outcome="delivered"} 1.0' in text
+        # The queue's gauges come from the database, as on the web app.
+        assert 'ticketmate_delivery_queue_depth{status="pending"}' in text
+        assert "ticketmate_delivery_oldest_due_seconds" in text
+        for wrong in ({}, {"Authorization": "Bearer worker-scrape-tokem"}):
+            refused = httpx2.get(f"http://127.0.0.1:{port}/metrics", headers=wrong)
+            assert refused.status_code == 401
+            assert refused.headers["www-authenticate"] == "Bearer"
+            assert refused.json()["error"]["code"] == "unauthorized"
     finally:
         worker.terminate()
         worker.communicate(timeout=20)

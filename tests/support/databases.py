@@ -33,7 +33,9 @@ def postgres_database() -> Iterator[str]:
     """CREATE DATABASE tm_test_<random> on the server named by the variable; DROP it after."""
     server = make_url(normalise_database_url(os.environ[POSTGRES_ENV]))
     name = f"tm_test_{secrets.token_hex(6)}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    # pre-ping: a test may restart the server (tests/reliability/test_database_restart.py),
+    # which leaves this engine's pooled connection dead by the time of the DROP.
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = server.set(database=name).render_as_string(hide_password=False)

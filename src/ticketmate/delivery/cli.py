@@ -23,21 +23,19 @@ def run_worker(concurrency: int, once: bool, metrics_port: int | None = None) ->
     from ticketmate.app import build_services
     from ticketmate.cli_support import cli_errors, settings
     from ticketmate.delivery.worker import TeamsDeliveryWorker
-    from ticketmate.logging_setup import configure_logging
+    from ticketmate.logging_setup import announce, configure_logging
     from ticketmate.serve import require_schema_at_head
 
     with cli_errors():
         config = settings()
-        configure_logging(config.log_level)
+        configure_logging(config.log_level, config.log_format)
         svc = build_services(config)
         require_schema_at_head(svc)
 
     if metrics_port is not None:
-        from prometheus_client import start_http_server
+        from ticketmate.metrics import serve_worker_metrics
 
-        from ticketmate.metrics import REGISTRY
-
-        start_http_server(metrics_port, addr="127.0.0.1", registry=REGISTRY)
+        serve_worker_metrics(metrics_port, svc.db, config.metrics_token)
 
     async def main() -> None:
         worker = TeamsDeliveryWorker(svc, concurrency=concurrency)
@@ -45,7 +43,7 @@ def run_worker(concurrency: int, once: bool, metrics_port: int | None = None) ->
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
         stats = await worker.run(once=once)
-        typer.echo(
+        announce(
             f"worker {worker.worker_id} stopped: {stats.sent} sent, {stats.delivered} delivered, "
             f"{stats.retried} to retry, {stats.dead_lettered} dead letters",
             err=True,

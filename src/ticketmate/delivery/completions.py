@@ -44,6 +44,7 @@ from ticketmate.delivery import queue
 from ticketmate.delivery.queue import HEALTH_COLUMNS, ChannelHealth, Completion, Work
 from ticketmate.delivery.retry import RetryPolicy
 from ticketmate.ids import new_id
+from ticketmate.metrics import DELIVERIES_FINISHED, WEBHOOKS_AUTO_DISABLED
 from ticketmate.models import DeliveryAttempt, IntegrationDelivery, TeamsWebhook
 from ticketmate.teams.client import TeamsAnswer
 
@@ -53,6 +54,7 @@ D = cast(Table, IntegrationDelivery.__table__)
 W = cast(Table, TeamsWebhook.__table__)
 A = cast(Table, DeliveryAttempt.__table__)
 
+FINAL_STATUSES = ("delivered", "dead_letter")
 BATCH_SIZE = 200
 MAX_PENDING = 2000
 RETRY_DELAYS = (0.05, 0.25, 1.0)  # a failed batch is tried again after these, then singly
@@ -170,6 +172,7 @@ class CompletionWriter:
                     "its lease runs out",
                     outcome.work.delivery_id,
                     type(exc).__name__,
+                    extra={"delivery_id": outcome.work.delivery_id},
                 )
                 self._fail([outcome])
 
@@ -177,6 +180,11 @@ class CompletionWriter:
         self.batches += 1
         for outcome, completion in zip(batch, completions, strict=True):
             self.on_written(completion.status)
+            # Counted once committed, so a batch tried again is not counted twice.
+            if completion.status in FINAL_STATUSES:
+                DELIVERIES_FINISHED.labels(completion.status).inc()
+            if completion.webhook_disabled:
+                WEBHOOKS_AUTO_DISABLED.inc()
             if not outcome.done.done():
                 outcome.done.set_result(completion)
 

@@ -32,6 +32,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ticketmate.audit import service as audit
 from ticketmate.delivery.retry import RetryPolicy, channel_pause
+from ticketmate.metrics import DELIVERIES_FINISHED, LEASE_EXPIRIES
 from ticketmate.models import (
     DeliveryAttempt,
     IntegrationDelivery,
@@ -194,6 +195,7 @@ def _due_rows(session: Session, webhook_ids: list[str], now: datetime, limit: in
         D.attempts_before_replay,
         D.subscription_ids,
         D.workspace_id,
+        D.status,
     )
     if len(webhook_ids) == 1:
         return list(
@@ -258,6 +260,13 @@ def _take(
             .values(status="in_flight", locked_until=now + lease, worker_id=worker_id)
             .execution_options(synchronize_session=False)
         )
+    # Counted at the claim (a claim rolled back is rare and only over-counts): a due row still
+    # in flight is one whose worker's lease ran out.
+    expired = sum(1 for r in send if r.status == "in_flight")
+    if expired:
+        LEASE_EXPIRIES.inc(expired)
+    if skip:
+        DELIVERIES_FINISHED.labels("skipped").inc(len(skip))
     for r in send:
         taken[r.webhook_id].append(
             Work(
@@ -541,6 +550,8 @@ def skip_orphans(session: Session, *, now: datetime) -> int:
             .execution_options(synchronize_session=False)
         )
         total += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if total:
+        DELIVERIES_FINISHED.labels("skipped").inc(total)
     return total
 
 

@@ -490,6 +490,7 @@ class TeamsDeliveryWorker:
             work.webhook_id,
             answer.error_kind,
             answer.outcome,
+            extra={"delivery_id": work.delivery_id},
         )
         return queue.is_throttled(answer), answer.removed
 

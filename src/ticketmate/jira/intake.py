@@ -273,7 +273,10 @@ def safe_transform(
             jira_site=jira_site,
         )
     except Exception:
-        log.exception("jira intake: the transformer failed on a payload")
+        log.exception(
+            "jira intake: the transformer failed on a payload",
+            extra={"workspace": incoming.workspace_slug},
+        )
         return Rejected("The payload could not be read because of an error in this service.")
 
 

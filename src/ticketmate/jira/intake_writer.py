@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -54,7 +55,12 @@ from ticketmate.jira.intake import (
 )
 from ticketmate.jira.signature import burn_comparison
 from ticketmate.jira.transform import Outcome, Transformed, link_site, pin_link
-from ticketmate.metrics import DELIVERIES_QUEUED, JIRA_EVENTS
+from ticketmate.metrics import (
+    DELIVERIES_QUEUED,
+    INTAKE_BATCH_EVENTS,
+    INTAKE_COMMIT_SECONDS,
+    JIRA_EVENTS,
+)
 from ticketmate.models import IntegrationDelivery, JiraEventRecord, Workspace
 from ticketmate.routing.index import SubscriptionIndex
 from ticketmate.routing.router import MATCHED_IDS_LIMIT, NOTIFY_CHANNEL, plan_deliveries
@@ -218,6 +224,10 @@ class IntakeWriter:
                         answer.event_id,
                         status,
                         waiting.incoming.workspace_slug,
+                        extra={
+                            "event_id": answer.event_id,
+                            "workspace": waiting.incoming.workspace_slug,
+                        },
                     )
             _answer(waiting, answer)
 
@@ -227,6 +237,7 @@ class IntakeWriter:
     async def _write_once(self, batch: Sequence[_Waiting]) -> _Written:
         answers: list[IntakeAnswer | ApiError | None] = [None] * len(batch)
         now = utcnow()
+        started = time.perf_counter()
         async with self.db.transaction() as conn:
             workspaces = await _workspaces(conn, [w.incoming for w in batch])
             pending: list[_Event] = []
@@ -247,6 +258,8 @@ class IntakeWriter:
                     # Heard by the workers when this transaction commits, not before.
                     await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
         # Committed: now the answers may go out.
+        INTAKE_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        INTAKE_BATCH_EVENTS.observe(len(batch))
         if stored:
             self.commits += 1
         if deliveries:
@@ -281,7 +294,12 @@ class IntakeWriter:
                 workspace.jira_ingest_token_ciphertext,
             )
         except DecryptionError as problem:
-            log.error("jira intake: cannot decrypt the credentials of %s: %s", slug, problem)
+            log.error(
+                "jira intake: cannot decrypt the credentials of %s: %s",
+                slug,
+                problem,
+                extra={"workspace": slug},
+            )
             raise unavailable() from None
         sender = check_credentials(workspace.id, workspace.jira_base_url, credentials, incoming)
         raw, payload = parse_json_object(incoming.body)
@@ -347,7 +365,11 @@ class IntakeWriter:
                     "not_matched_count": max(index.total - len(matches), 0),
                 }
             except Exception:
-                log.exception("jira intake: routing failed for event %s", event.event_id)
+                log.exception(
+                    "jira intake: routing failed for event %s",
+                    event.event_id,
+                    extra={"event_id": event.event_id, "workspace": event.incoming.workspace_slug},
+                )
                 event.deliveries, event.routing, event.routing_failed = [], {}, True
 
     async def _index(

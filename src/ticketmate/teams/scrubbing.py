@@ -54,36 +54,38 @@ _PUBLIC_SEGMENTS = frozenset(
 # Query parameters that say which API and permission the signature covers, not the signature.
 _PUBLIC_PARAMETERS = frozenset({"api-version", "sv", "sp"})
 
-_SLASH = r"(?:/|\\/|%2f|%252f)"
-_COLON = r"(?::|%3a|%253a)"
-_END = r"""[^\s"'<>]*"""  # a URL runs to the next space, quote or angle bracket
+# Building blocks of a URL as an echo may write it: as sent, percent-encoded or JSON-escaped.
+# The log scrubber (ticketmate.log_scrubbing) shares them and the shapes below.
+SLASH = r"(?:/|\\/|%2f|%252f)"
+COLON = r"(?::|%3a|%253a)"
+URL_END = r"""[^\s"'<>]*"""  # a URL runs to the next space, quote or angle bracket
+# A Teams path without its host: /workflows/<flow-id>…, /webhookb2/<id>@<tenant>/…,
+# /IncomingWebhook/<id>/…, /webhook/<id>… (an id has digits; prose like "webhook/flow" not).
+TEAMS_PATH = re.compile(
+    rf"(?i)(?:(?<![a-z0-9])|(?<=%2f)|(?<=%252f))"
+    rf"(?:workflows|webhookb2|webhook|incomingwebhook){SLASH}"
+    rf"(?=[^\s\"'<>/\\%]*\d){URL_END}"
+)
+# A signature parameter on its own: sig=…, sig%3D…, "sig":"….
+SIGNATURE = re.compile(r"(?i)(?<![a-z])sig(?:=|%3d|%253d|\\u003d)(?:(?!%26|%2526)[^\s&\"'<>\\])*")
+SIGNATURE_JSON = re.compile(r"""(?i)"sig"\s*:\s*"[^"]*\"""")
+SIGNATURE_REMOVED = f"sig={REMOVED}"
+SIGNATURE_JSON_REMOVED = f'"sig":"{REMOVED}"'
+
 _SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
     # Anything with a scheme, as written, percent-encoded or JSON-escaped.
-    (re.compile(rf"(?i)\b(?:https?|wss?){_COLON}{_SLASH}{_SLASH}{_END}"), URL_REMOVED),
+    (re.compile(rf"(?i)\b(?:https?|wss?){COLON}{SLASH}{SLASH}{URL_END}"), URL_REMOVED),
     # host.name[:port]/… and host:port/… without a scheme.
     (
         re.compile(
-            rf"(?i)(?<![\w.%-])(?:[a-z0-9-]+\.)+[a-z0-9-]+(?:{_COLON}\d{{1,5}})?{_SLASH}{_END}"
+            rf"(?i)(?<![\w.%-])(?:[a-z0-9-]+\.)+[a-z0-9-]+(?:{COLON}\d{{1,5}})?{SLASH}{URL_END}"
         ),
         URL_REMOVED,
     ),
-    (re.compile(rf"(?i)(?<![\w.%-])[a-z0-9-]+{_COLON}\d{{1,5}}{_SLASH}{_END}"), URL_REMOVED),
-    # A Teams path without its host: /workflows/<flow-id>…, /webhookb2/<id>@<tenant>/…,
-    # /IncomingWebhook/<id>/…, /webhook/<id>… (an id has digits; prose like "webhook/flow" not).
-    (
-        re.compile(
-            rf"(?i)(?:(?<![a-z0-9])|(?<=%2f)|(?<=%252f))"
-            rf"(?:workflows|webhookb2|webhook|incomingwebhook){_SLASH}"
-            rf"(?=[^\s\"'<>/\\%]*\d){_END}"
-        ),
-        URL_REMOVED,
-    ),
-    # A signature parameter on its own: sig=…, sig%3D…, "sig":"…".
-    (
-        re.compile(r"(?i)(?<![a-z])sig(?:=|%3d|%253d|\\u003d)(?:(?!%26|%2526)[^\s&\"'<>\\])*"),
-        f"sig={REMOVED}",
-    ),
-    (re.compile(r"""(?i)"sig"\s*:\s*"[^"]*\""""), f'"sig":"{REMOVED}"'),
+    (re.compile(rf"(?i)(?<![\w.%-])[a-z0-9-]+{COLON}\d{{1,5}}{SLASH}{URL_END}"), URL_REMOVED),
+    (TEAMS_PATH, URL_REMOVED),
+    (SIGNATURE, SIGNATURE_REMOVED),
+    (SIGNATURE_JSON, SIGNATURE_JSON_REMOVED),
 )
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
