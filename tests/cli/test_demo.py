@@ -7,6 +7,7 @@ started on SIGINT, as on Ctrl+C, with exit status 0.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -66,10 +67,25 @@ def deliveries(database: Path) -> list[tuple[str, int, int | None]]:
     return [(str(s), int(n), code) for s, n, code in rows]
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+def webhooks(database: Path) -> dict[str, bool]:
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT channel_name, enabled FROM teams_webhooks").fetchall()
+    return {str(name): bool(enabled) for name, enabled in rows}
+
+
+def stop(process: subprocess.Popen[bytes], log: Path) -> None:
+    """After a failure too: Ctrl+C as a person would, then kill whatever is left, the demo's
+    service child included (a killed demo could not stop it)."""
     if process.poll() is None:
-        process.kill()
-        process.wait(timeout=10)
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    for pid in re.findall(r"\(pid (\d+),", log.read_text(errors="replace")):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
 
 
 @pytest.mark.slow
@@ -105,11 +121,22 @@ def test_demo_fills_the_delivery_log_and_stops_on_ctrl_c(tmp_path: Path) -> None
         def retried_and_dead() -> bool:
             rows = deliveries(database)
             retried = any(s == "delivered" and n >= 2 for s, n, _ in rows)
-            dead = any(s == "dead_letter" and code == 410 for s, _, code in rows)
-            return retried and dead
+            dead = [code for s, _, code in rows if s == "dead_letter"]
+            # #ops: three 410s in a row, and the webhook is disabled.
+            return (
+                retried
+                and dead == [410, 410, 410]
+                and webhooks(database)
+                == {
+                    "#eng": True,
+                    "#ops": False,
+                }
+            )
 
-        wait_for(retried_and_dead, "a retried delivery and a dead letter", log)
+        wait_for(retried_and_dead, "a retried delivery, dead letters, #ops disabled", log)
         text = log.read_text()
+        assert "Ticket MATE → Teams  #eng answered 429" in text
+        assert "Ticket MATE → Teams  #ops answered 410" in text
 
         # How to sign in, and where to look.
         assert f"http://127.0.0.1:{port}/login" in text
@@ -164,12 +191,14 @@ def test_demo_fills_the_delivery_log_and_stops_on_ctrl_c(tmp_path: Path) -> None
         assert nothing_listens_on(port)
         assert nothing_listens_on(sink_port)
     finally:
-        stop(process)
+        stop(process, log)
 
 
 def run_demo_briefly(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # --exit-after first: a later one given in args wins, and a demo that wrongly starts
+    # still ends by itself.
     return subprocess.run(
-        [TICKETMATE, "dev", "demo", *args],
+        [TICKETMATE, "dev", "demo", "--exit-after", "20", *args],
         cwd=tmp_path,
         env=demo_env(),
         capture_output=True,

@@ -40,6 +40,7 @@ def teams_sink(
     typer.echo(f"Teams stand-in listening on http://127.0.0.1:{port}/ — for example")
     typer.echo(f"  Workflows-style URL: http://127.0.0.1:{port}/workflows/demo")
     typer.echo(f"  connector-style URL: http://127.0.0.1:{port}/webhookb2/demo")
+    typer.echo(f"Open http://127.0.0.1:{port}/ to see the cards drawn as Teams shows them.")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(sink.run_forever())
 

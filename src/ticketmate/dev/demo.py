@@ -203,7 +203,7 @@ def prepare(options: DemoOptions) -> Prepared:
             workspace_id, actor = acting_admin(session, "demo", first.email)
             made: dict[str, str] = {}
             for name, url, routed in (
-                ("to #eng", eng_url, routes),
+                ("#eng", eng_url, routes),
                 ("#ops", f"{base}{OPS_PATH}", ops_routes),
             ):
                 hook = webhooks.create_webhook(
@@ -234,7 +234,7 @@ def prepare(options: DemoOptions) -> Prepared:
     finally:
         svc.db.dispose()
     return Prepared(
-        "demo", secret, first.email, first.password, {ENG_PATH: "to #eng", OPS_PATH: "#ops"}
+        "demo", secret, first.email, first.password, {ENG_PATH: "#eng", OPS_PATH: "#ops"}
     )
 
 
@@ -249,11 +249,28 @@ def script_sink(sink: TeamsSink) -> None:
 # -- the service -------------------------------------------------------------------------------
 
 
+def serve_child() -> None:
+    """`ticketmate serve` as the demo's child: it stops itself (SIGTERM, a clean shutdown) if
+    the demo dies without stopping it, e.g. killed with SIGKILL, so no service is left behind
+    holding the port."""
+    from ticketmate.cli import main
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="demo-parent-watch", daemon=True).start()
+    main()
+
+
 def start_service(options: DemoOptions, log_path: Path) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-c",
-        "from ticketmate.cli import main; main()",
+        "from ticketmate.dev.demo import serve_child; serve_child()",
         "serve",
         "--host",
         "127.0.0.1",

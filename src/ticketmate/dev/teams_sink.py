@@ -186,6 +186,8 @@ class TeamsSink:
         app.router.add_get(CARDS_PATH, self._cards)
         app.router.add_get(RECEIVED_PATH, self._received_json)
         app.router.add_get(STATIC_PREFIX + "{name}", self._static)
+        # Browsers ask for it when the page opens; it is not a message from Ticket MATE.
+        app.router.add_get("/favicon.ico", self._no_icon)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         return app
 
@@ -205,6 +207,9 @@ class TeamsSink:
         received = self.received()
         items = [shown(index, record) for index, record in reversed(list(enumerate(received)))]
         return web.json_response({"count": len(received), "items": items})
+
+    async def _no_icon(self, _request: web.Request) -> web.Response:
+        return web.Response(status=204)
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
         relative = PAGE_SCRIPTS.get(request.match_info["name"])
