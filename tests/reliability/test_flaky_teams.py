@@ -26,7 +26,7 @@ from tests.support.teams import make_subscription, make_webhook
 from ticketmate.dev.teams_sink import Answer, TeamsSink
 from ticketmate.state import Services
 
-TIMEOUT = 1.0  # the delivery timeout, shortened so a hang costs a second, not eight
+TIMEOUT = 2.0  # the delivery timeout, shortened so a hang costs two seconds, not eight
 HANG = Answer(202, "", delay_seconds=TIMEOUT + 1.5)
 SETTINGS = {
     "TICKETMATE_DELIVERY_TIMEOUT_SECONDS": str(TIMEOUT),
