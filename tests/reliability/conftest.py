@@ -5,13 +5,11 @@ local Teams stand-in. Sizes are small in `make test`; `make soak` runs them larg
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
-import pytest
+# The delivery tests' fixtures: a running Teams stand-in and the workspace `acme`.
+from tests.delivery.conftest import sink, workspace
 
-from tests.support.factories import MadeWorkspace, make_workspace
-from ticketmate.dev.teams_sink import TeamsSink
-from ticketmate.state import Services
+__all__ = ["sink", "workspace"]
 
 SOAK = os.environ.get("TICKETMATE_TEST_SOAK", "") not in ("", "0")
 
@@ -20,14 +18,3 @@ def size(quick: int, soak: int) -> int:
     """How many events (or inputs) a fault test uses: `quick` in `make test`, `soak` in
     `make soak`."""
     return soak if SOAK else quick
-
-
-@pytest.fixture
-def sink() -> Iterator[TeamsSink]:
-    with TeamsSink() as running:
-        yield running
-
-
-@pytest.fixture
-def workspace(svc: Services) -> MadeWorkspace:
-    return make_workspace(svc, "acme")
