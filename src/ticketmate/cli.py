@@ -8,15 +8,20 @@ from typing import Annotated
 
 import typer
 
+# Typer (0.29, pinned in constraints.txt) carries its own copy of Click; its errors are these.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
 from ticketmate.accounts.service import (
     create_api_token,
     ensure_user,
     get_user_by_email,
     set_membership,
 )
-from ticketmate.cli_support import cli_errors, fail, settings, with_services
+from ticketmate.bootstrap import DEMO_SLUG
+from ticketmate.cli_support import chosen_log_format, cli_errors, fail, settings, with_services
 from ticketmate.config import ConfigError
 from ticketmate.errors import CommandError
+from ticketmate.logging_setup import announce
 from ticketmate.state import Services
 from ticketmate.workspaces.service import (
     create_workspace,
@@ -79,7 +84,7 @@ def serve(
 
     from ticketmate.app import build_services, create_app
     from ticketmate.bootstrap import bootstrap_if_empty
-    from ticketmate.logging_setup import announce, configure_logging
+    from ticketmate.logging_setup import configure_logging
     from ticketmate.serve import background_parts, require_schema_at_head
 
     with cli_errors():
@@ -92,12 +97,15 @@ def serve(
         require_schema_at_head(svc)
         first = bootstrap_if_empty(svc)
     if first is not None and config.log_format == "json":
+        # JSON lines are log lines, and no password appears in a log line: an operator sets
+        # the administrator's password with the CLI instead.
         announce(
-            "Ticket MATE is set up with a workspace 'demo'. Sign in once with this line's "
-            "sign_in_url, email and password; the password is shown only now.",
+            f"Ticket MATE is set up with a workspace '{DEMO_SLUG}' and its administrator "
+            f"{first.email}, whose password is not shown in JSON logs. Set it with "
+            f"`{set_password_command(first.email)}`, giving the password as the first line "
+            f"of its standard input, then sign in at {first.sign_in_url}.",
             sign_in_url=first.sign_in_url,
             email=first.email,
-            password=first.password,
         )
     elif first is not None:
         typer.echo("")
@@ -129,7 +137,7 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""
-    from ticketmate.logging_setup import announce, configure_logging
+    from ticketmate.logging_setup import configure_logging
     from ticketmate.migrate import upgrade
 
     with cli_errors():
@@ -166,12 +174,17 @@ def workspace_create(
         result = with_services(action)
     if as_json:
         typer.echo(json.dumps(result))
-        typer.echo(f"created workspace {result['slug']}", err=True)
+        announce(f"created workspace {result['slug']}", err=True)
         return
     typer.echo(f"Created workspace {result['slug']} ({result['name']}).")
     typer.echo(f"Jira webhook URL:  {result['jira_webhook_url']}")
     typer.echo(f"Jira secret:       {result['jira_secret']}")
     typer.echo(f"Jira ingest token: {result['jira_ingest_token']}")
+
+
+def set_password_command(email: str, workspace: str = DEMO_SLUG, role: str = "admin") -> str:
+    """The command that sets (or resets) a user's password, read from stdin."""
+    return f"ticketmate user create {email} --workspace {workspace} --role {role} --password-stdin"
 
 
 @user_app.command("create")
@@ -184,7 +197,10 @@ def user_create(
         typer.Option("--password-stdin", help="Read the password from the first line of stdin."),
     ] = False,
 ) -> None:
-    """Create the user when new and give them a role in the workspace."""
+    """Create the user when new and give them a role in the workspace.
+
+    With --password-stdin, the password is set, for a new user or an existing one.
+    """
     password = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -222,22 +238,44 @@ def token_create(email: Annotated[str, typer.Argument(help="The user's e-mail ad
                 return create_api_token(session, user)
 
         token = with_services(action)
-    typer.echo("API token (shown once; send it as 'Authorization: Bearer <token>'):", err=True)
+    announce("API token (shown once; send it as 'Authorization: Bearer <token>'):", err=True)
     typer.echo(token)
 
 
 def main() -> None:
     from ticketmate.logging_setup import configure_logging
 
-    # Commands other than serve, worker and db upgrade log warnings only, in the chosen format;
-    # a bad setting is reported by the command that reads it.
-    try:
-        log_format = settings().log_format
-    except ConfigError:
-        log_format = "text"
+    # Commands other than serve, worker and db upgrade log warnings only, in the chosen format
+    # (read alone, so that even a wrong setting is reported in it); a bad setting is reported
+    # by the command that reads it.
+    log_format = chosen_log_format()
     configure_logging("WARNING", log_format)
     try:
-        app()
+        if log_format == "json":
+            _run_with_json_errors()
+        else:
+            app()
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(fail(str(exc)).exit_code) from None
+
+
+def _run_with_json_errors() -> None:
+    """app(), with Click's own errors (a usage error is a box of several lines) as one JSON
+    line each, as fail() writes; --help, asked for by a person, stays text."""
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except UsageError as exc:
+        where = f"; see `{exc.ctx.command_path} --help`" if exc.ctx is not None else ""
+        fail(f"{exc.format_message().rstrip('.')}{where}")
+        raise SystemExit(exc.exit_code) from None
+    except ClickException as exc:
+        fail(exc.format_message())
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        fail("aborted")
         raise SystemExit(1) from None
+    # Not standalone, Click returns the exit status of typer.Exit (and None on success).
+    raise SystemExit(code if isinstance(code, int) else 0)

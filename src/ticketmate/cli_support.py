@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,7 @@ from ticketmate.accounts.service import AccountError, get_user_by_email, role_in
 from ticketmate.audit.service import Actor, RequestInfo
 from ticketmate.config import ConfigError, Settings, load_settings
 from ticketmate.errors import CommandError, validation_details
+from ticketmate.logging_setup import report_error
 from ticketmate.security.crypto import DecryptionError
 from ticketmate.state import Services
 from ticketmate.teams.webhooks import TeamsError
@@ -28,7 +30,8 @@ CLI_REQUEST = RequestInfo(ip=None, user_agent="ticketmate-cli")
 
 
 def fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    """Write the one-line error (as a JSON line in JSON format) and give the exit to raise."""
+    report_error(message)
     return typer.Exit(1)
 
 
@@ -63,6 +66,27 @@ def _sentence(message: str) -> str:
 
 def settings() -> Settings:
     return load_settings()
+
+
+class _LogFormatOnly(BaseSettings):
+    # TICKETMATE_LOG_FORMAT read as Settings reads it, alone: so that a wrong value of another
+    # setting is reported in the chosen format too.
+    model_config = Settings.model_config
+
+    log_format: str = "text"
+
+
+def chosen_log_format() -> str:
+    """`json` or `text`, as TICKETMATE_LOG_FORMAT says, even when another setting is wrong."""
+    try:
+        return settings().log_format
+    except ConfigError:
+        pass
+    try:
+        chosen = _LogFormatOnly().log_format.strip().lower()
+    except ValidationError:
+        return "text"
+    return "json" if chosen == "json" else "text"
 
 
 def with_services(action: Callable[[Services], T]) -> T:

@@ -16,6 +16,31 @@ DEFAULT_DATABASE_URL = "sqlite:///var/ticketmate.db"
 DEFAULT_RETRY_SCHEDULE = (10.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0)
 
 
+# The example of TICKETMATE_ENCRYPTION_KEYS in .env.example and docs/configuration.md: plainly not a
+# key (not base64 of 32 bytes), and refused by name. The example published before it was
+# a working key that anyone can read; it is refused as the encrypting key too.
+ENCRYPTION_KEYS_PLACEHOLDER = "replace-me:REPLACE+ME+with+the+output+of+ticketmate+keys+generate"
+_PUBLISHED_EXAMPLE_KEY = base64.b64decode("REPLACE+ME+run+ticketmate+keys+generate+xxx=")
+_MAKE_A_KEY = "run `ticketmate keys generate` and put the line it prints here instead"
+
+
+def refuse_example_keys(raw: str) -> None:
+    """Refuse the placeholder of .env.example, and the public example key as the first key.
+
+    That key may still follow the first one, to read what it encrypted until `ticketmate keys
+    rotate` has moved it onto the new key.
+    """
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if ENCRYPTION_KEYS_PLACEHOLDER in parts:
+        raise ValueError(f"holds the placeholder of .env.example, not a key; {_MAKE_A_KEY}")
+    if parts and parse_key_list(parts[0])[0][1] == _PUBLISHED_EXAMPLE_KEY:
+        raise ValueError(
+            "the first key is the example key once published in .env.example, which anyone can "
+            f"read; {_MAKE_A_KEY} (keep this one after it only until `ticketmate keys rotate` "
+            "has run)"
+        )
+
+
 class ConfigError(Exception):
     """A setting has a value the service cannot use; the message names the variable."""
 
@@ -76,7 +101,7 @@ class Settings(BaseSettings):
             "bytes. The first key encrypts; every listed key decrypts. `ticketmate keys "
             "generate` prints a new one. Empty: the key in TICKETMATE_KEY_FILE is used."
         ),
-        examples=["replace-me:REPLACE+ME+run+ticketmate+keys+generate+xxx="],
+        examples=[ENCRYPTION_KEYS_PLACEHOLDER],
     )
     key_file: Path = Field(
         default=Path("var/encryption.key"),
@@ -276,6 +301,7 @@ class Settings(BaseSettings):
     @field_validator("encryption_keys")
     @classmethod
     def _keys(cls, value: str) -> str:
+        refuse_example_keys(value)
         parse_key_list(value)
         return value
 

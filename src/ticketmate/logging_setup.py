@@ -136,7 +136,9 @@ def announce(message: str, *, err: bool = False, **fields: Any) -> None:
     level; in JSON format one JSON object like every other line, with `fields` in it.
 
     It is the command's own output, written where text format writes it (stdout, or stderr with
-    `err`), not a log record: the first run's password is shown here once, as it must be.
+    `err`), not a log record, so it is not scrubbed: never give it a secret. In JSON format it
+    reads as a log line, and no secret may appear in one (the first run's password is only
+    shown in text format, to the person at the terminal).
     """
     out = sys.stderr if err else sys.stdout
     if _json_lines:
@@ -144,6 +146,15 @@ def announce(message: str, *, err: bool = False, **fields: Any) -> None:
         record.__dict__.update(fields)
         message = JsonLineFormatter().format(record)
     print(message, file=out, flush=True)
+
+
+def report_error(message: str) -> None:
+    """A command's one-line error on stderr: `error: <message>` in text format; in JSON format
+    an ERROR record of `ticketmate.cli`, written (and scrubbed) like every other log line."""
+    if _json_lines:
+        logging.getLogger(_ANNOUNCER).error(message)
+    else:
+        print(f"error: {message}", file=sys.stderr, flush=True)
 
 
 class RequestIdMiddleware:

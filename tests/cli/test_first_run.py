@@ -1,8 +1,11 @@
-"""`ticketmate serve` on an empty database: demo workspace, admin password shown once, key file."""
+"""`ticketmate serve` on an empty database: demo workspace, admin password shown once (in text
+format only; JSON lines are log lines, which hold no password), key file."""
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import stat
 import subprocess
 import time
@@ -94,6 +97,52 @@ def test_first_run_creates_demo_admin_and_key_once(tmp_path: Path) -> None:
     rest = stop(process)
     assert "Password:" not in second + rest
     assert "generated a local encryption key" not in second + rest
+
+
+def test_first_run_in_json_names_the_command_that_sets_the_password(tmp_path: Path) -> None:
+    env = cli_env("sqlite:///var/ticketmate.db", TICKETMATE_LOG_FORMAT="json")
+    del env["TICKETMATE_BASE_URL"]
+    assert run_cli(["db", "upgrade"], env, tmp_path).returncode == 0
+
+    port = free_port()
+    process, output = start_serve(env, tmp_path, port)
+    try:
+        lines = [json.loads(line) for line in output.splitlines()]  # every line is JSON
+        first = [line for line in lines if "set up with a workspace 'demo'" in line["msg"]]
+        assert len(first) == 1, output
+        # No password, in no field: what the line holds is all there is.
+        assert set(first[0]) == {"ts", "level", "logger", "msg", "sign_in_url", "email"}
+        assert first[0]["email"] == "admin@example.com"
+        assert first[0]["sign_in_url"] == f"http://127.0.0.1:{port}/login"
+        assert "Password" not in output
+        command = re.search(r"`(ticketmate user create [^`]+)`", first[0]["msg"])
+        assert command, first[0]["msg"]
+        assert command.group(1) == (
+            "ticketmate user create admin@example.com --workspace demo --role admin "
+            "--password-stdin"
+        )
+
+        # The command named does set the password, and the administrator signs in with it.
+        chosen = "a password the operator chose"
+        set_it = run_cli(shlex.split(command.group(1))[1:], env, tmp_path, stdin=f"{chosen}\n")
+        assert set_it.returncode == 0, set_it.stderr
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}") as browser:
+            form = browser.get("/login")
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert csrf
+            signed_in = browser.post(
+                "/login",
+                data={
+                    "email": "admin@example.com",
+                    "password": chosen,
+                    "csrf_token": csrf.group(1),
+                },
+            )
+            assert signed_in.status_code == 303
+    finally:
+        rest = stop(process)
+    for line in rest.splitlines():
+        assert "password" not in json.loads(line), line
 
 
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:

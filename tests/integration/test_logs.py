@@ -88,7 +88,7 @@ def test_upgrade_serve_and_worker_write_only_json_lines(
     lines = json_lines(serve.output())
     first_run = lines_of(lines, "ticketmate.cli", "set up with a workspace 'demo'")
     assert first_run[0]["email"] == "admin@example.com"
-    assert first_run[0]["password"]
+    assert "password" not in first_run[0]  # no secret in a log line (tests/cli/test_first_run.py)
     assert lines_of(lines, "ticketmate.cli", f"Serving on {serve.url}")
     assert lines_of(lines, "uvicorn.error", "Started server process")
     assert lines_of(lines, "uvicorn.error", f"Uvicorn running on {serve.url}")
@@ -110,6 +110,34 @@ def test_upgrade_serve_and_worker_write_only_json_lines(
     assert failed, lines
     assert "to webhook" in failed[0]["msg"]
     assert lines_of(lines, "ticketmate.cli", "stopped: 1 sent")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        # fail() in a command
+        (["keys", "generate", "--kid", "a:b"], {}, "a key id is 1-64 characters"),
+        # fail() by cli_errors, for a setting the command reads
+        (["db", "upgrade"], {"TICKETMATE_WORKER_POLL_SECONDS": "0"}, "TICKETMATE_WORKER_POLL"),
+        # a wrong setting, reported in the chosen format although Settings cannot be read
+        (["serve"], {"TICKETMATE_LOG_LEVEL": "LOUD"}, "TICKETMATE_LOG_LEVEL: must be one of"),
+        # Click's own usage errors, which text format draws as a box
+        (["--bogus"], {}, "No such option: --bogus; see `ticketmate --help`"),
+        (["user", "create", "a@b.c"], {}, "Missing option '--workspace'; see `ticketmate user"),
+    ],
+)
+def test_command_errors_are_one_json_line(
+    fresh_database: str, tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    failed = run_cli(args, cli_env(fresh_database, **{**JSON_LOGS, **env}), tmp_path)
+    assert failed.returncode in (1, 2), failed.stderr
+    assert failed.stdout == ""
+    lines = json_lines(failed.stderr)
+    assert len(lines) == 1, failed.stderr
+    assert lines[0]["level"] == "ERROR"
+    assert lines[0]["logger"] == "ticketmate.cli"
+    assert lines[0]["msg"].startswith(message), lines[0]
+    assert "Traceback" not in failed.stderr
 
 
 def send_an_event_routed_to_a_closed_port(database_url: str, tmp_path: Path, base: str) -> str:
