@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
+from ticketmate.web.headers import error_headers
+
 log = logging.getLogger(__name__)
 
 
@@ -141,9 +143,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # The traceback goes to the server log only; the client gets the error shape.
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        # Starlette answers this from its outermost layer, outside the middleware that adds
+        # the browser headers, so the answer carries them itself.
         return JSONResponse(
             error_body("internal_error", "Something went wrong on our side; try again shortly."),
             status_code=500,
+            headers=error_headers(request.url.path),
         )
 
 

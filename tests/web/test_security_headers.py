@@ -189,3 +189,24 @@ def test_templates_need_nothing_the_policy_forbids() -> None:
         if pattern.search(template.read_text())
     ]
     assert problems == []
+
+
+def test_an_unhandled_error_answer_carries_the_same_headers(svc: Services) -> None:
+    """A 500 is answered outside the middleware that adds the headers; it must not lack them."""
+    from ticketmate.app import create_app
+
+    app = create_app(svc.settings, services=svc)
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route(f"{API}/broken", broken)
+    app.add_api_route("/broken-page", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for path in (f"{API}/broken", "/broken-page"):
+            answer = client.get(path)
+            assert answer.status_code == 500
+            assert answer.json()["error"]["code"] == "internal_error"
+            assert "a bug" not in answer.text
+            assert_browser_headers(answer)
+        assert client.get(f"{API}/broken").headers["cache-control"] == "no-store"

@@ -42,6 +42,15 @@ API_PREFIX = "/api/"
 NO_STORE = "no-store"
 
 
+def error_headers(path: str) -> dict[str, str]:
+    """The headers SecurityHeaders would add, for answers made outside it (an unhandled
+    error's 500)."""
+    headers = dict(BROWSER_HEADERS)
+    if path.startswith(API_PREFIX):
+        headers["cache-control"] = NO_STORE
+    return headers
+
+
 class SecurityHeaders:
     """Adds the browser headers to every HTTP answer, and `Cache-Control: no-store` to every
     API answer that does not set its own Cache-Control."""

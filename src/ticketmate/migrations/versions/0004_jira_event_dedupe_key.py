@@ -33,10 +33,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("jira_events", schema=None) as batch_op:
-        batch_op.drop_index(
-            "ix_jira_events_dedupe_key",
-            postgresql_where=sa.text("dedupe_key IS NOT NULL"),
-            sqlite_where=sa.text("dedupe_key IS NOT NULL"),
-        )
-        batch_op.drop_column("dedupe_key")
+    op.drop_index("ix_jira_events_dedupe_key", table_name="jira_events")
+    # In place, not in batch mode: on SQLite a batch copies the table and drops the old one,
+    # and with foreign keys on, every delivery referring to an event would be deleted with it.
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute('ALTER TABLE "jira_events" DROP COLUMN "dedupe_key"')
+    else:
+        op.drop_column("jira_events", "dedupe_key")
