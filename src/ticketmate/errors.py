@@ -197,6 +197,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "unsupported_media_type": (415, "the content type is not JSON"),
     "validation_error": (422, "the request is not valid; `details` names each field"),
     "invalid_webhook_url": (422, "not a Teams webhook URL the product accepts"),
+    "webhook_test_failed": (
+        422,
+        "Teams did not accept the sample card at the new URL, so it was not saved "
+        "(`details` has Teams' answer; send `save_untested: true` to save it anyway)",
+    ),
     "unavailable": (503, "the event could not be stored right now; send it again"),
 }
 

@@ -3,7 +3,10 @@
 Counters carry no workspace or channel labels: /metrics is for operators and must not list
 tenants. The queue's gauges (depth, age of the oldest due delivery) are read from the
 database when scraped, through the due-row index, so every process — the web app or any of
-several workers — reports the whole queue, not its own share.
+several workers — reports the whole queue, not its own share. One gauge, read the same way,
+names workspaces: the webhooks whose URL Microsoft has retired or is retiring, by workspace
+slug and URL family, because an operator has to tell that workspace's administrators; only
+workspaces that have such webhooks appear, with two families at most.
 
 With TICKETMATE_METRICS_TOKEN set, /metrics answers only `Authorization: Bearer <token>`
 (compared in constant time), on the web app and on a worker's --metrics-port alike.
@@ -130,6 +133,38 @@ class QueueDepth(Collector):
         yield age
 
 
+class WebhooksNeedingNewUrl(Collector):
+    """Webhooks whose URL is of a retired or retiring family, by workspace and family, read
+    at scrape time."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from ticketmate.models import TeamsWebhook, Workspace
+        from ticketmate.security.urls import NEEDS_NEW_URL
+
+        gauge = GaugeMetricFamily(
+            "ticketmate_webhooks_needing_new_url",
+            "Webhooks whose URL Microsoft has retired (logic_apps: Workflows on "
+            "logic.azure.com) or is retiring (connector: Office 365 connectors), by workspace "
+            "slug and URL family: create a Workflows webhook in the channel and replace the "
+            "URL. Workspaces without any are not listed.",
+            labels=["workspace", "url_family"],
+        )
+        with self.db.transaction() as session:
+            rows = session.execute(
+                select(Workspace.slug, TeamsWebhook.url_family, func.count())
+                .join(Workspace, Workspace.id == TeamsWebhook.workspace_id)
+                .where(TeamsWebhook.url_family.in_(NEEDS_NEW_URL))
+                .group_by(Workspace.slug, TeamsWebhook.url_family)
+                .order_by(Workspace.slug, TeamsWebhook.url_family)
+            ).all()
+        for slug, family, count in rows:
+            gauge.add_metric([slug, family], float(count))
+        yield gauge
+
+
 def bearer_matches(authorization: str | None, token: SecretStr | None) -> bool:
     """True when no token is configured, or the header carries exactly that token."""
     if token is None:
@@ -152,6 +187,7 @@ def metrics_refused() -> ApiError:
 def queue_registry(db: Database) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(QueueDepth(db))
+    registry.register(WebhooksNeedingNewUrl(db))
     return registry
 
 

@@ -32,7 +32,7 @@ def test_entries_have_the_documented_shape_newest_first(
     webhook = add_webhook(client, auth, U.CONNECTOR, "#eng")
     client.patch(
         f"/api/v1/workspaces/acme/teams/webhooks/{webhook['id']}",
-        json={"url": U.CONNECTOR_V2},
+        json={"url": U.CONNECTOR_V2, "save_untested": True},
         headers={**auth, "User-Agent": "pytest-agent/1.0"},
     )
     body = entries(client, auth)
@@ -50,7 +50,7 @@ def test_entries_have_the_documented_shape_newest_first(
         "hash",
     }
     assert newest["action"] == "teams.webhook.updated"
-    assert newest["details"] == {"url_changed": True}
+    assert newest["details"] == {"url_changed": True, "url_tested": False}
     assert newest["actor"] == {"type": "user", "id": people.admin.id, "email": "admin@acme.test"}
     assert newest["target"] == {"type": "teams_webhook", "id": webhook["id"]}
     assert newest["user_agent"] == "pytest-agent/1.0"

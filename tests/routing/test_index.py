@@ -31,7 +31,9 @@ from ticketmate.routing.index import IndexedSubscription, Match, SubscriptionInd
 from ticketmate.state import Services
 
 
-def reference(subscriptions: Sequence[IndexedSubscription], event: JiraEvent) -> list[Match]:
+def reference(
+    subscriptions: Sequence[IndexedSubscription], event: JiraEvent, withhold_unknown: bool = False
+) -> list[Match]:
     types = {t.value for t in event.event_types}
     return [
         Match(s.id, s.event_type, s.webhook_id, s.channel_name)
@@ -39,7 +41,8 @@ def reference(subscriptions: Sequence[IndexedSubscription], event: JiraEvent) ->
         if s.enabled
         and s.webhook_enabled
         and s.event_type in types
-        and mismatch(event, s.event_type, s.filters or {}) is None
+        and mismatch(event, s.event_type, s.filters or {}, withhold_unknown=withhold_unknown)
+        is None
     ]
 
 
@@ -52,11 +55,18 @@ def _values(name: str) -> st.SearchStrategy[list[str]]:
     return st.lists(words, max_size=3)
 
 
+# Security level names as stored: names, "*" for any level, blanks and case variants.
+LEVELS = ["Staff only", "Developers", " staff ONLY ", "*", ""]
+
+
 @st.composite
 def filters(draw: st.DrawFn) -> dict[str, list[str]]:
     # Up to two filters each, so that subscriptions match often enough to tell apart.
     names = draw(st.lists(st.sampled_from(list(VOCABULARY)), max_size=2, unique=True))
-    return {name: draw(_values(name)) for name in names}
+    found = {name: draw(_values(name)) for name in names}
+    if draw(st.booleans()):
+        found["security_levels"] = draw(st.lists(st.sampled_from(LEVELS), max_size=2))
+    return found
 
 
 # Some event types more often than others, so that subscriptions and events meet.
@@ -128,18 +138,30 @@ def events(draw: st.DrawFn) -> JiraEvent:
     if draw(st.booleans()):
         moved = {"field": "status", "from": "To Do", "to": draw(_maybe(VOCABULARY["statuses"]))}
         data["changes"] = [moved, *[c for c in data.get("changes", []) if c["field"] != "status"]]
+    if draw(st.booleans()):
+        name = draw(
+            st.none() | st.sampled_from(["Staff only", "developers", "Secret", " Staff only"])
+        )
+        data["security"] = None if draw(st.integers(0, 3)) == 0 else {"id": "1", "name": name}
+        data["security_source"] = draw(
+            st.sampled_from(["payload", "changelog", "remembered", "unknown", None])
+        )
     return JiraEvent.model_validate(data)
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(subs=subscriptions(), events=st.lists(events(), min_size=1, max_size=4))
+@given(
+    subs=subscriptions(),
+    events=st.lists(events(), min_size=1, max_size=4),
+    withhold_unknown=st.booleans(),
+)
 def test_the_index_matches_what_the_filters_match(
-    subs: list[IndexedSubscription], events: list[JiraEvent]
+    subs: list[IndexedSubscription], events: list[JiraEvent], withhold_unknown: bool
 ) -> None:
-    built = SubscriptionIndex("ws", 3, subs)
+    built = SubscriptionIndex("ws", 3, subs, withhold_unknown=withhold_unknown)
     assert built.total == len(subs)
     for one in events:
-        assert built.match(one) == reference(subs, one)
+        assert built.match(one) == reference(subs, one, withhold_unknown)
 
 
 def _sub(event_type: str, **filters: list[str]) -> IndexedSubscription:

@@ -158,8 +158,12 @@ def test_the_plaintext_url_is_nowhere_after_save(
     responses += [
         client.get(f"{BASE}/webhooks", headers=auth),
         client.get(item, headers=auth),
-        client.patch(item, json={"url": replaced_url}, headers=auth),
-        client.patch(item, json={"url": replaced_url, "channel_name": "#e"}, headers=auth),
+        client.patch(item, json={"url": replaced_url, "save_untested": True}, headers=auth),
+        client.patch(
+            item,
+            json={"url": replaced_url, "channel_name": "#e", "save_untested": True},
+            headers=auth,
+        ),
         client.post(f"{BASE}/webhooks/{tested['id']}/test", headers=auth),
         client.post(f"{BASE}/webhooks/test", json={"url": sink_url}, headers=auth),
         # Refusals quote no URL either.
@@ -200,7 +204,7 @@ def test_the_plaintext_url_is_nowhere_after_save(
     assert "teams_webhooks.channel_name" in scan_rows(svc, ["#sink"])  # the scan does look
     with svc.db.transaction() as session:
         details = [e.details for e in session.scalars(select(AuditEntry))]
-    assert {"url_changed": True} in details
+    assert {"url_changed": True, "url_tested": False} in details
     if svc.db.dialect == "sqlite":
         raw = b"".join(p.read_bytes() for p in sqlite_files(svc))
         assert [s for s in secrets if s.encode() in raw] == []

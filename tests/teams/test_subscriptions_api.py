@@ -21,6 +21,7 @@ NO_FILTERS = {
     "priorities": [],
     "labels": [],
     "components": [],
+    "security_levels": [],
 }
 
 

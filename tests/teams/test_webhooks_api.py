@@ -19,6 +19,8 @@ READ_FIELDS = {
     "channel_name",
     "url_masked",
     "url_kind",
+    "url_family",
+    "url_warning",
     "enabled",
     "created_at",
     "updated_at",
@@ -205,8 +207,14 @@ def test_patch_changes_fields_and_replaces_the_url(
     assert renamed.json()["channel_name"] == "#engineering"
     assert renamed.json()["url_masked"] == created["url_masked"]
 
-    moved = client.patch(url, json={"url": U.POWER_PLATFORM_CU}, headers=auth).json()
+    # Untested: a real Microsoft URL is never contacted from the tests (the sample-card test
+    # before saving is tested against the stand-in, tests/teams/test_url_replacement.py).
+    moved = client.patch(
+        url, json={"url": U.POWER_PLATFORM_CU, "save_untested": True}, headers=auth
+    ).json()
     assert moved["url_kind"] == "workflows"
+    assert moved["url_family"] == "power_platform"
+    assert moved["url_warning"] is None
     assert moved["url_masked"].endswith(".powerplatform.com/…YxWv")
     assert decrypt_webhook_url(svc.keyring, stored(svc, created["id"])) == U.POWER_PLATFORM_CU
 
@@ -216,7 +224,11 @@ def test_patch_changes_fields_and_replaces_the_url(
     updates = audit(svc, people.acme.id, "teams.webhook.updated")
     assert [u.details for u in updates] == [
         {"channel_name": {"from": "#eng", "to": "#engineering"}},
-        {"url_changed": True},
+        {
+            "url_changed": True,
+            "url_family": {"from": "logic_apps", "to": "power_platform"},
+            "url_tested": False,
+        },
         {"enabled": {"from": True, "to": False}},
     ]
     # Nothing changed, nothing logged.
@@ -246,7 +258,7 @@ def test_patch_validates_like_create(
     assert_error(
         client.patch(url, json={"url_kind": "connector"}, headers=auth), 422, "validation_error"
     )
-    # Saving the same URL again is not a duplicate of itself.
+    # Saving the same URL again is not a duplicate of itself (and, unchanged, is not tested).
     assert client.patch(url, json={"url": U.LOGIC_APPS}, headers=auth).status_code == 200
 
 

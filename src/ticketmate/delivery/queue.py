@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, literal_column, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -56,6 +57,8 @@ class Lane:
     workspace_id: str
     url_ciphertext: bytes
     recent_sends: list[float]
+    # The URL's family (security/urls.py): a refusal from a retired one says so.
+    url_family: str = "unknown"
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,13 @@ def _is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def _core(session: Session) -> Connection:
+    """The session's connection, for the claim/take/release statements of the worker's hot
+    path: they touch no ORM object, and a Core execution skips the ORM's per-statement work
+    (a fifth of the worker's CPU when it went through Session.execute)."""
+    return session.connection()
+
+
 def claim_lanes(
     session: Session,
     *,
@@ -100,7 +110,7 @@ def claim_lanes(
     """Take up to `limit` free, unpaused, enabled lanes that have due deliveries."""
     due_lanes = select(D.webhook_id).where(_due(now), D.webhook_id.is_not(None)).distinct()
     query = (
-        select(W.id, W.workspace_id, W.url_ciphertext, W.recent_sends)
+        select(W.id, W.workspace_id, W.url_ciphertext, W.recent_sends, W.url_family)
         .where(
             W.id.in_(due_lanes),
             W.enabled.is_(True),
@@ -113,16 +123,19 @@ def claim_lanes(
         query = query.where(W.id.not_in(exclude))
     if _is_postgres(session):
         query = query.with_for_update(skip_locked=True, of=W)
-    rows = session.execute(query).all()
+    rows = _core(session).execute(query).all()
     if not rows:
         return []
-    session.execute(
+    _core(session).execute(
         update(W)
         .where(W.id.in_([r.id for r in rows]))
         .values(lane_locked_until=now + lease, lane_worker=worker_id)
         .execution_options(synchronize_session=False)
     )
-    return [Lane(r.id, r.workspace_id, r.url_ciphertext, list(r.recent_sends or [])) for r in rows]
+    return [
+        Lane(r.id, r.workspace_id, r.url_ciphertext, list(r.recent_sends or []), r.url_family)
+        for r in rows
+    ]
 
 
 def take_batch(
@@ -141,15 +154,15 @@ def take_batch(
     a lane that keeps topping itself up keeps what it holds. A delivery none of whose
     subscriptions is still enabled is skipped here, not sent.
     """
-    held = session.execute(
+    held = _core(session).execute(
         update(W)
         .where(W.id == lane.webhook_id, W.lane_worker == worker_id, W.enabled.is_(True))
         .values(lane_locked_until=now + lease)
         .execution_options(synchronize_session=False)
     )
-    if held.rowcount == 0:  # type: ignore[attr-defined]
+    if held.rowcount == 0:
         return []  # the lane was taken over or the webhook disabled meanwhile
-    session.execute(
+    _core(session).execute(
         update(D)
         .where(
             D.webhook_id == lane.webhook_id,
@@ -199,22 +212,26 @@ def _due_rows(session: Session, webhook_ids: list[str], now: datetime, limit: in
     )
     if len(webhook_ids) == 1:
         return list(
-            session.execute(
+            _core(session)
+            .execute(
                 select(*columns)
                 .where(D.webhook_id == webhook_ids[0], _due(now))
                 .order_by(D.id)
                 .limit(limit)
-            ).all()
+            )
+            .all()
         )
     # Many lanes at once: the first `limit` of each, oldest first, in one statement.
     place = func.row_number().over(partition_by=D.webhook_id, order_by=D.id).label("place")
     ranked = select(*columns, place).where(D.webhook_id.in_(webhook_ids), _due(now)).subquery()
     return list(
-        session.execute(
+        _core(session)
+        .execute(
             select(*(ranked.c[c.key] for c in columns))
             .where(ranked.c.place <= limit)
             .order_by(ranked.c.webhook_id, ranked.c.id)
-        ).all()
+        )
+        .all()
     )
 
 
@@ -233,16 +250,18 @@ def _take(
         return taken
     wanted = {sid for r in rows for sid in (r.subscription_ids or [])}
     live = set(
-        session.scalars(
+        _core(session)
+        .execute(
             select(TeamsSubscription.id).where(
                 TeamsSubscription.id.in_(wanted), TeamsSubscription.enabled.is_(True)
             )
         )
+        .scalars()
     )
     send = [r for r in rows if live & set(r.subscription_ids or [])]
     skip = [r.id for r in rows if not live & set(r.subscription_ids or [])]
     if skip:
-        session.execute(
+        _core(session).execute(
             update(D)
             .where(D.id.in_(skip))
             .values(
@@ -254,7 +273,7 @@ def _take(
             .execution_options(synchronize_session=False)
         )
     if send:
-        session.execute(
+        _core(session).execute(
             update(D)
             .where(D.id.in_([r.id for r in send]))
             .values(status="in_flight", locked_until=now + lease, worker_id=worker_id)
@@ -502,7 +521,7 @@ def release(session: Session, *, delivery_ids: list[str], worker_id: str) -> Non
     """Hand deliveries this worker took but did not send back to the queue, unchanged."""
     if not delivery_ids:
         return
-    session.execute(
+    _core(session).execute(
         update(D)
         .where(D.id.in_(delivery_ids), D.worker_id == worker_id, D.status == "in_flight")
         .values(status="pending", locked_until=None, worker_id=None)
@@ -513,7 +532,7 @@ def release(session: Session, *, delivery_ids: list[str], worker_id: str) -> Non
 def release_lane(
     session: Session, *, webhook_id: str, worker_id: str, recent_sends: list[float]
 ) -> None:
-    session.execute(
+    _core(session).execute(
         update(W)
         .where(W.id == webhook_id, W.lane_worker == worker_id)
         .values(lane_locked_until=None, lane_worker=None, recent_sends=recent_sends)
@@ -543,13 +562,13 @@ def skip_orphans(session: Session, *, now: datetime) -> int:
             "Skipped: the webhook was disabled before sending.",
         ),
     ):
-        result = session.execute(
+        result = _core(session).execute(
             update(D)
             .where(_due(now), condition)
             .values(status="skipped", last_error=reason, locked_until=None, worker_id=None)
             .execution_options(synchronize_session=False)
         )
-        total += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        total += int(result.rowcount or 0)
     if total:
         DELIVERIES_FINISHED.labels("skipped").inc(total)
     return total

@@ -59,7 +59,7 @@ from ticketmate.delivery.retry import RetryPolicy
 from ticketmate.metrics import DELIVERY_ATTEMPTS, TEAMS_LATENCY
 from ticketmate.security.crypto import DecryptionError
 from ticketmate.state import Services
-from ticketmate.teams.client import new_http_session, post_message
+from ticketmate.teams.client import new_http_session, post_message, with_url_family
 from ticketmate.teams.webhooks import webhook_url_aad
 from ticketmate.timeutil import utcnow
 
@@ -481,6 +481,8 @@ class TeamsDeliveryWorker:
             )
         run.rate.record(time.time())
         TEAMS_LATENCY.observe(answer.latency_ms / 1000)
+        # A retired URL's refusal names the retirement (in last_error and the webhook's health).
+        answer = with_url_family(answer, run.lane.url_family)
         run.unwritten.append(await self._writer.submit(work, answer, started))
         if answer.ok:
             return None

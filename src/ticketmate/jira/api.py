@@ -9,6 +9,9 @@ GET  /api/v1/workspaces/{slug}/jira/connection          webhook_url, secret, ing
 POST /api/v1/workspaces/{slug}/jira/connection/regenerate   {"which": "secret"|"ingest_token"}
 GET  /api/v1/workspaces/{slug}/jira/site                {"jira_base_url": "https://…" | null}
 PUT  /api/v1/workspaces/{slug}/jira/site                the same: set, change or clear (null)
+GET  /api/v1/workspaces/{slug}/jira/security            {"withhold_unknown_levels": false}
+PUT  /api/v1/workspaces/{slug}/jira/security            the same: withhold comments whose
+                                                        issue's security level is unknown
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from sqlalchemy.orm import Session
 
 from ticketmate.audit.http import actor_of, request_info
@@ -47,6 +50,7 @@ from ticketmate.workspaces.service import (
     jira_webhook_url,
     secret_aad,
     set_jira_base_url,
+    set_withhold_unknown_security,
 )
 
 router = APIRouter(prefix="/api/v1/workspaces/{slug}/jira", tags=["jira"])
@@ -168,6 +172,21 @@ class JiraSiteIn(BaseModel):
             return read_site(value)
         except NotASite as problem:
             raise ValueError(str(problem)) from None
+
+
+class JiraSecurityOut(BaseModel):
+    withhold_unknown_levels: bool = Field(
+        description="Withhold comments on issues whose security level is unknown: Jira sends "
+        "comments without the issue's level, which is then taken from earlier events of the "
+        "issue; for an issue never seen, true posts such a comment only where a subscription "
+        "allows any level, false posts it as unrestricted."
+    )
+
+
+class JiraSecurityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    withhold_unknown_levels: StrictBool
 
 
 class RegenerateIn(BaseModel):
@@ -368,3 +387,32 @@ def put_jira_site(
             request=request_info(request),
         )
         return JiraSiteOut(jira_base_url=workspace.jira_base_url)
+
+
+@router.get("/security", responses=error_responses(*WORKSPACE_READ))
+def get_jira_security(ctx: WorkspaceAdmin, svc: ServicesDep) -> JiraSecurityOut:
+    """How comments on issues whose security level is unknown are treated."""
+    with svc.db.transaction() as session:
+        workspace = _workspace(session, ctx.workspace_id)
+        return JiraSecurityOut(withhold_unknown_levels=workspace.withhold_unknown_security)
+
+
+@router.put("/security", responses=error_responses(*WORKSPACE_CHANGE, *BODY))
+def put_jira_security(
+    ctx: WorkspaceAdmin, svc: ServicesDep, body: JiraSecurityIn, request: Request
+) -> JiraSecurityOut:
+    """Withhold (true) or post (false) comments on issues whose security level is unknown.
+
+    Issues with a known security level are posted only by subscriptions that allow the level,
+    whatever this says. Audit-logged as `jira.security.updated`.
+    """
+    with svc.db.transaction() as session:
+        workspace = _workspace(session, ctx.workspace_id)
+        set_withhold_unknown_security(
+            session,
+            workspace,
+            body.withhold_unknown_levels,
+            actor=actor_of(ctx.principal),
+            request=request_info(request),
+        )
+        return JiraSecurityOut(withhold_unknown_levels=workspace.withhold_unknown_security)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
@@ -103,6 +104,27 @@ class Comment(_Model):
     visibility: str | None = None  # null, or the group/role the comment is restricted to
 
 
+class SecurityLevel(_Model):
+    """An issue security level (`issue.fields.security`): who in Jira may see the issue."""
+
+    id: str | None = None
+    name: str | None = None
+    description: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or (f"id {self.id}" if self.id else "unnamed")
+
+
+# How the event's security level is known:
+#   payload     the issue's fields said (a full issue without `security` is unrestricted)
+#   changelog   only the event's changelog said (the level it moved into, or out of)
+#   remembered  Jira sent none (a comment with a trimmed issue or none); an earlier event of
+#               the same issue did
+#   unknown     Jira sent none and no earlier event of the issue was seen
+SecuritySource = Literal["payload", "changelog", "remembered", "unknown"]
+
+
 class JiraEvent(_Model):
     event_types: list[EventType]
     jira_event: str | None = None  # webhookEvent, absent on Automation bodies
@@ -113,6 +135,14 @@ class JiraEvent(_Model):
     issue: Issue | None = None
     changes: list[Change] = Field(default_factory=list)
     comment: Comment | None = None
+    # The issue's id, also when Jira sent only a comment (read from the comment's URL): the
+    # key under which the issue's security level is remembered (it survives a move).
+    issue_id: str | None = None
+    # The issue's security level after this event (None: unrestricted, or not known — see
+    # security_source). Envelopes stored before levels were read have neither field, and
+    # were routed as unrestricted.
+    security: SecurityLevel | None = None
+    security_source: SecuritySource | None = None
     # Two reports of one happening share this key (Jira Server reports a new comment both as
     # comment_created and as jira:issue_updated/issue_commented): intake routes only the first.
     dedupe_key: str | None = None
@@ -128,6 +158,14 @@ class JiraEvent(_Model):
     def change(self, field: str) -> Change | None:
         """The first change of a canonical field (status, assignee, priority, …), if any."""
         return next((c for c in self.changes if c.field == field), None)
+
+    @property
+    def restricted(self) -> bool:
+        return self.security is not None
+
+    def security_change(self) -> Change | None:
+        """The changelog item that moved the issue into or out of a security level."""
+        return self.change("security")
 
     def as_json(self) -> dict[str, object]:
         return self.model_dump(mode="json", by_alias=True)

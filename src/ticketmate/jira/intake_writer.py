@@ -12,7 +12,8 @@ delays it) and, in ONE transaction on the asynchronous engine:
    the same batch — which are answered 200 {"duplicate": true} with the stored event's id;
 3. locks the dedupe keys of comment reports (sorted, so concurrent batches cannot deadlock)
    and finds earlier reports of the same comment, in the database or earlier in the batch;
-4. pins each event's link to the workspace's Jira site (learning it from a signed event);
+4. pins each event's link to the workspace's Jira site (learning it from a signed event),
+   and records or fills in each issue's security level (jira/security.py);
 5. routes the events through the workspace's SubscriptionIndex into delivery rows
    (routing/router.py plan_deliveries, pure);
 6. inserts the events in one multi-row INSERT … ON CONFLICT DO NOTHING RETURNING, the
@@ -53,6 +54,7 @@ from ticketmate.jira.intake import (
     unauthenticated,
     unavailable,
 )
+from ticketmate.jira.security import Sighted, resolve_levels
 from ticketmate.jira.signature import burn_comparison
 from ticketmate.jira.transform import Outcome, Transformed, link_site, pin_link
 from ticketmate.metrics import (
@@ -249,6 +251,7 @@ class IntakeWriter:
             stored = await _drop_repeated_identifiers(conn, pending, answers)
             await _find_earlier_reports(conn, stored, now)
             await self._pin_links(conn, stored, workspaces)
+            await _security_levels(conn, stored)
             await self._route(conn, stored, workspaces, now)
             await _insert(conn, stored, now)
             deliveries = [row for event in stored for row in event.deliveries]
@@ -486,6 +489,23 @@ async def _find_earlier_reports(conn: AsyncConnection, stored: list[_Event], now
             first[(event.sender.workspace_id, key)] = event.event_id
         else:
             event.duplicate_of = found
+
+
+async def _security_levels(conn: AsyncConnection, stored: list[_Event]) -> None:
+    """Record the levels the events say and fill in the remembered ones (jira/security.py)."""
+    with_envelope = [event for event in stored if event.envelope is not None]
+    if not with_envelope:
+        return
+    resolved = await resolve_levels(
+        conn,
+        [
+            Sighted(event.sender.workspace_id, event.envelope, event.incoming.received_at)
+            for event in with_envelope
+        ],
+    )
+    for event, envelope in zip(with_envelope, resolved, strict=True):
+        if envelope is not event.envelope:
+            event.outcome = Transformed(envelope)
 
 
 async def _insert(conn: AsyncConnection, stored: list[_Event], now: Any) -> None:

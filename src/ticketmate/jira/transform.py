@@ -23,7 +23,15 @@ from typing import Any, Literal
 from urllib.parse import SplitResult, quote, urlsplit
 
 from ticketmate.jira.adf import adf_to_text, is_adf
-from ticketmate.jira.events import Actor, Change, Comment, EventType, Issue, JiraEvent
+from ticketmate.jira.events import (
+    Actor,
+    Change,
+    Comment,
+    EventType,
+    Issue,
+    JiraEvent,
+    SecurityLevel,
+)
 
 Payload = Mapping[str, Any]
 
@@ -414,7 +422,12 @@ def read_issue(value: object, path: str = "issue") -> Issue | None:
 
 
 # Server names some system fields differently from their Cloud fieldId.
-_FIELD_ALIASES = {"fix version": "fixversions", "component": "components", "version": "versions"}
+_FIELD_ALIASES = {
+    "fix version": "fixversions",
+    "component": "components",
+    "version": "versions",
+    "security level": "security",
+}
 
 
 def _canonical_field(item: dict[str, Any], path: str) -> str:
@@ -533,6 +546,64 @@ NO_ISSUE_NOTE = (
 )
 
 
+def read_security(value: object, path: str) -> SecurityLevel | None:
+    """`issue.fields.security` → the level; null or absent means unrestricted."""
+    level = _object(value, path)
+    if level is None:
+        return None
+    # An object with neither id nor name still says "restricted": kept, unnamed.
+    return SecurityLevel(
+        id=_text(level.get("id"), f"{path}.id"),
+        name=_text(level.get("name"), f"{path}.name"),
+        description=_text(level.get("description"), f"{path}.description"),
+    )
+
+
+def _fields_of(issue_value: object) -> dict[str, Any] | None:
+    if not isinstance(issue_value, dict):
+        return None
+    fields = issue_value.get("fields")
+    return fields if isinstance(fields, dict) else None
+
+
+def _security_parts(
+    issue_value: object, path: str, changes: list[Change], *, full_issue: bool
+) -> dict[str, Any]:
+    """The event's security level and how it is known.
+
+    A full issue (issue events, Automation's Jira-format body, Server's issue_commented)
+    says it in `fields.security`, its absence meaning unrestricted. A comment event's trimmed
+    issue (Cloud) or missing issue (Server) says nothing: the level is "unknown" until the
+    intake looks up what earlier events of the issue said. A changelog item that moved the
+    issue into a level counts when the fields do not say.
+    """
+    fields = _fields_of(issue_value)
+    change = next((c for c in changes if c.field == "security"), None)
+    if fields is not None and "security" in fields:
+        return {
+            "security": read_security(fields["security"], f"{path}.fields.security"),
+            "security_source": "payload",
+        }
+    if change is not None:
+        level = SecurityLevel(name=change.to) if change.to else None
+        return {"security": level, "security_source": "changelog"}
+    if full_issue and fields is not None:
+        return {"security": None, "security_source": "payload"}
+    return {"security": None, "security_source": "unknown"}
+
+
+_COMMENT_ISSUE_ID = re.compile(r"/issue/(\d+)/comment/")
+
+
+def _issue_id_of_comment(comment: dict[str, Any]) -> str | None:
+    # Server's comment events carry no issue; the comment's URL names the issue's id.
+    self_url = comment.get("self")
+    if not isinstance(self_url, str):
+        return None
+    found = _COMMENT_ISSUE_ID.search(self_url)
+    return found.group(1) if found else None
+
+
 def _malformed_link(issue_value: object, issue: Issue | None) -> bool:
     """The issue has a key and a `self` URL, but no link could be made from them."""
     if issue is None or not issue.key or issue.browse_url is not None:
@@ -541,12 +612,15 @@ def _malformed_link(issue_value: object, issue: Issue | None) -> bool:
     return isinstance(self_url, str) and bool(self_url.strip())
 
 
-def _base_envelope(ctx: Context, issue_value: object, path: str = "issue") -> dict[str, Any]:
+def _base_envelope(
+    ctx: Context, issue_value: object, path: str = "issue", *, full_issue: bool = True
+) -> dict[str, Any]:
     occurred_at, note = read_occurred_at(ctx.payload.get("timestamp"))
     issue = read_issue(issue_value, path)
     notes = [note] if note else []
     if _malformed_link(issue_value, issue):
         notes.append(MALFORMED_LINK_NOTE)
+    changes = read_changes(ctx.payload.get("changelog"))
     return {
         "jira_event": ctx.jira_event,
         "jira_event_id": ctx.jira_event_id,
@@ -554,8 +628,10 @@ def _base_envelope(ctx: Context, issue_value: object, path: str = "issue") -> di
         "occurred_at": occurred_at,
         "actor": read_actor(ctx.payload.get("user"), "user"),
         "issue": issue,
-        "changes": read_changes(ctx.payload.get("changelog")),
+        "issue_id": issue.id if issue else None,
+        "changes": changes,
         "notes": notes,
+        **_security_parts(issue_value, path, changes, full_issue=full_issue),
     }
 
 
@@ -649,10 +725,14 @@ def _comment_event(ctx: Context, kind: EventType) -> Outcome:
     raw_comment = _object(ctx.payload.get("comment"), "comment")
     if raw_comment is None:
         raise Unreadable(f"{ctx.jira_event or 'the event'} is a comment event without a comment")
-    parts = _base_envelope(ctx, ctx.payload.get("issue"))
+    # Server's issue_commented reports carry the full issue; comment_* events a trimmed one
+    # (Cloud) or none (Server).
+    full_issue = (ctx.jira_event or "").removeprefix("jira:") == "issue_updated"
+    parts = _base_envelope(ctx, ctx.payload.get("issue"), full_issue=full_issue)
     parts["actor"] = _comment_actor(ctx, raw_comment, kind)
     if parts["issue"] is None:
         parts["notes"].append(NO_ISSUE_NOTE)
+        parts["issue_id"] = _issue_id_of_comment(raw_comment)
     envelope = JiraEvent(
         event_types=[kind],
         comment=read_comment(raw_comment),

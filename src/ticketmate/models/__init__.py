@@ -4,6 +4,7 @@ from ticketmate.models.api_token import ApiToken
 from ticketmate.models.audit_entry import AuditEntry
 from ticketmate.models.base import Base
 from ticketmate.models.delivery import DeliveryAttempt, IntegrationDelivery
+from ticketmate.models.issue_security import IssueSecurity
 from ticketmate.models.jira_event import JiraEventRecord
 from ticketmate.models.membership import Membership
 from ticketmate.models.signin_throttle import SigninThrottle
@@ -19,6 +20,7 @@ __all__ = [
     "Base",
     "DeliveryAttempt",
     "IntegrationDelivery",
+    "IssueSecurity",
     "JiraEventRecord",
     "Membership",
     "SigninThrottle",

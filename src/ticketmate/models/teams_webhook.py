@@ -37,6 +37,11 @@ class TeamsWebhook(Timestamps, Base):
     url_digest: Mapped[str] = mapped_column(String(64), nullable=False)
     url_masked: Mapped[str] = mapped_column(String(300), nullable=False)
     url_kind: Mapped[str] = mapped_column(String(16), nullable=False)  # workflows | connector
+    # power_platform | logic_apps | connector | loopback | unknown, from the host
+    # (security/urls.py): whether Microsoft still honours the URL. Set whenever it is sealed.
+    url_family: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="unknown", server_default="unknown"
+    )
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_by: Mapped[str | None] = mapped_column(String(254), nullable=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Integer, LargeBinary, String
+from sqlalchemy import Boolean, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketmate.models.base import Base, Timestamps, id_column
@@ -26,4 +26,9 @@ class Workspace(Timestamps, Base):
     # them in memory is current while this number is.
     config_generation: Mapped[int] = mapped_column(
         Integer, nullable=False, default=0, server_default="0"
+    )
+    # "Withhold comments on issues whose security level is unknown": a comment event whose
+    # issue was never seen with its level is then posted only where any level is allowed.
+    withhold_unknown_security: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default="0"
     )

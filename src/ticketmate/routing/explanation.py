@@ -11,8 +11,9 @@ uses routing/filters.py), as the subscriptions are now, next to whether it match
                    event keeps ids of)
     matches_now    it would take the event now
     reason         why it would not now ("project DEMO not in [OPS]", "listens for X; this
-                   event is Y", "the subscription is disabled", "the webhook #x is disabled");
-                   null when it matches
+                   event is Y", "the subscription is disabled", "the webhook #x is disabled",
+                   "issue NOVA-12 has the security level 'Staff only'; …"); null when it
+                   matches
     changed_since  the subscription was edited after the event arrived (its updated_at); a
                    change of its webhook does not count here, the reason shows that
     deleted        it matched then and has been deleted since (no other fields then)
@@ -33,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ticketmate.jira.events import JiraEvent
-from ticketmate.models import JiraEventRecord, TeamsSubscription, TeamsWebhook
+from ticketmate.models import JiraEventRecord, TeamsSubscription, TeamsWebhook, Workspace
 from ticketmate.pagination import Page, encode_cursor
 from ticketmate.routing.filters import mismatch
 
@@ -82,11 +83,13 @@ def why_not(
     webhook_enabled: bool,
     channel_name: str,
     filters: Mapping[str, Sequence[str]] | None,
+    withhold_unknown: bool = False,
 ) -> str | None:
     """None when the subscription takes the event; else why not, in the router's words.
 
     The order is the router's: a subscription of another event type is not a candidate at all,
-    then a disabled subscription, then a disabled webhook, then the first filter that fails.
+    then a disabled subscription, then a disabled webhook, then the first filter that fails,
+    then the issue's security level (with the workspace's rule for unknown levels).
     """
     types = [t.value for t in event.event_types]
     if event_type not in types:
@@ -95,7 +98,7 @@ def why_not(
         return "the subscription is disabled"
     if not webhook_enabled:
         return f"the webhook {channel_name} is disabled"
-    return mismatch(event, event_type, filters or {})
+    return mismatch(event, event_type, filters or {}, withhold_unknown=withhold_unknown)
 
 
 def _note(record: JiraEventRecord) -> str | None:
@@ -133,6 +136,11 @@ def explain(session: Session, record: JiraEventRecord, page: Page) -> Explanatio
         return ExplanationPage([], None, note)
     event = JiraEvent.model_validate(record.envelope)
     matched = set(record.matched_subscription_ids or [])
+    withhold_unknown = bool(
+        session.scalar(
+            select(Workspace.withhold_unknown_security).where(Workspace.id == record.workspace_id)
+        )
+    )
     S, W = TeamsSubscription, TeamsWebhook
     query = (
         select(
@@ -161,6 +169,7 @@ def explain(session: Session, record: JiraEventRecord, page: Page) -> Explanatio
             webhook_enabled=bool(row[7]),
             channel_name=row[6],
             filters=row[3],
+            withhold_unknown=withhold_unknown,
         )
         items.append(
             Explanation(

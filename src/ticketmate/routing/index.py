@@ -45,9 +45,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ticketmate.jira.events import JiraEvent
-from ticketmate.models import TeamsSubscription, TeamsWebhook
-from ticketmate.routing.filters import FILTER_FIELDS, status_for
-from ticketmate.workspaces.generation import current_generation
+from ticketmate.models import TeamsSubscription, TeamsWebhook, Workspace
+from ticketmate.routing.filters import ANY_LEVEL, FILTER_FIELDS, SECURITY_FILTER, status_for
 from ticketmate.workspaces.generation_cache import GenerationCache
 
 DEFAULT_CACHED_WORKSPACES = 256
@@ -95,16 +94,25 @@ class _Compiled:
     # (filter name, its values case-folded), for every filter that is set, in FILTER_FIELDS
     # order. An empty frozenset (only blank values) matches nothing.
     checks: tuple[tuple[str, frozenset[str]], ...]
+    # The security levels it may post, case-folded (ANY_LEVEL: any); empty: none.
+    security: frozenset[str]
 
 
 class _EventFacts:
     """The event's values, case-folded once, as the filters compare them."""
 
-    __slots__ = ("_event", "_sets", "_singles", "_statuses")
+    __slots__ = ("_event", "_level", "_sets", "_singles", "_statuses", "guarded")
 
-    def __init__(self, event: JiraEvent) -> None:
+    def __init__(self, event: JiraEvent, *, withhold_unknown: bool = False) -> None:
         issue = event.issue
         self._event = event
+        # Most events are of unrestricted issues: only a guarded event asks each candidate
+        # whether it may post restricted issues (filters.py security_refusal).
+        level = event.security
+        self._level = _folded_value(level.name) if level is not None else None
+        self.guarded = level is not None or (
+            withhold_unknown and event.security_source == "unknown"
+        )
         self._singles: dict[str, str | None] = {
             "projects": _folded_value(issue.project_key) if issue else None,
             "issue_types": _folded_value(issue.issue_type) if issue else None,
@@ -138,6 +146,10 @@ class _EventFacts:
             )
             if value is None or value not in wanted:
                 return False
+        if self.guarded:
+            return ANY_LEVEL in compiled.security or (
+                self._level is not None and self._level in compiled.security
+            )
         return True
 
 
@@ -195,10 +207,17 @@ class SubscriptionIndex:
     """The enabled subscriptions of one workspace on its enabled webhooks, ready to match."""
 
     def __init__(
-        self, workspace_id: str, generation: int, subscriptions: Iterable[IndexedSubscription]
+        self,
+        workspace_id: str,
+        generation: int,
+        subscriptions: Iterable[IndexedSubscription],
+        *,
+        withhold_unknown: bool = False,
     ) -> None:
         self.workspace_id = workspace_id
         self.generation = generation
+        # The workspace's "withhold comments on issues whose security level is unknown".
+        self.withhold_unknown = withhold_unknown
         self.total = 0  # every subscription of the workspace, enabled or not
         self.indexed = 0  # those in the index
         self._by_type: dict[str, _Node] = {}
@@ -222,6 +241,7 @@ class SubscriptionIndex:
                 subscription.channel_name,
             ),
             checks,
+            _folded(filters.get(SECURITY_FILTER) or ()),
         )
         root = self._by_type.get(subscription.event_type)
         if root is None:
@@ -232,7 +252,7 @@ class SubscriptionIndex:
     def match(self, event: JiraEvent) -> list[Match]:
         """The subscriptions that take `event`, in subscription-id order: what the router's
         candidate query followed by `mismatch` would choose."""
-        facts = _EventFacts(event)
+        facts = _EventFacts(event, withhold_unknown=self.withhold_unknown)
         found: list[Match] = []
         for event_type in dict.fromkeys(t.value for t in event.event_types):
             root = self._by_type.get(event_type)
@@ -269,13 +289,20 @@ def _reach(root: _Node, values: tuple[str | None, ...], facts: _EventFacts) -> l
 
 
 def load_index(session: Session, workspace_id: str) -> SubscriptionIndex:
-    """Build the workspace's index: its generation, then all its subscriptions in one query.
+    """Build the workspace's index: its generation and security setting, then all its
+    subscriptions in one query.
 
     The generation is read first, so the rows are at least as new as the number the index is
     kept under (on PostgreSQL each statement sees the latest commits): a change committed in
     between makes the next event see a newer generation and build again, never the reverse.
     """
-    generation = current_generation(session, workspace_id)
+    settings = session.execute(
+        select(Workspace.config_generation, Workspace.withhold_unknown_security).where(
+            Workspace.id == workspace_id
+        )
+    ).first()
+    generation = int(settings[0] or 0) if settings else 0
+    withhold_unknown = bool(settings[1]) if settings else False
     S, W = TeamsSubscription, TeamsWebhook
     rows = session.execute(
         select(S.id, S.event_type, S.enabled, S.filters, S.webhook_id, W.channel_name, W.enabled)
@@ -298,6 +325,7 @@ def load_index(session: Session, workspace_id: str) -> SubscriptionIndex:
             )
             for row in rows
         ),
+        withhold_unknown=withhold_unknown,
     )
 
 

@@ -1,9 +1,18 @@
-"""Which Teams webhook URLs the product accepts, and of which kind they are (pure functions).
+"""Which Teams webhook URLs the product accepts, of which kind and family they are (pure
+functions).
 
 Two kinds exist (see the README's webhook section): Workflows (Power Automate) URLs, the
 current way, and the legacy Office 365 connector URLs. A URL is stored exactly as given after
 stripping surrounding whitespace: its query carries the signature, so it is never re-encoded,
 reordered or "cleaned". Error messages never quote the URL, which is a secret.
+
+The family says, from the host alone, whether Microsoft still honours a URL: Workflows on
+`*.environment.api.powerplatform.com` (current), Workflows on `*.logic.azure.com` (retired on
+30 November 2025), Office 365 connectors on `*.webhook.office.com` and `outlook.office.com`
+(retiring during 2026; new ones cannot be made), and loopback stand-ins for demos and tests.
+Every family is still accepted (tenants still have them); the retired and retiring ones carry
+a warning. The host is enough, so the family can be read from the masked URL (scheme and
+host kept) without decrypting anything.
 """
 
 from __future__ import annotations
@@ -15,6 +24,8 @@ from typing import Literal
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 UrlKind = Literal["workflows", "connector"]
+UrlFamily = Literal["power_platform", "logic_apps", "connector", "loopback", "unknown"]
+UrlStanding = Literal["current", "retired", "retiring", "local", "unknown"]
 
 # Workflows URLs are often longer than 255 characters; 2048 leaves room without inviting abuse.
 MAX_URL_LENGTH = 2048
@@ -52,6 +63,95 @@ class WebhookUrl:
     url: str  # exactly as given, surrounding whitespace removed
     kind: UrlKind
     loopback: bool = False
+
+    @property
+    def family(self) -> UrlFamily:
+        return url_family_of(self.url)
+
+
+# -- URL families ------------------------------------------------------------------------------
+
+REPLACE_URL_ADVICE = "Create a Workflows webhook in the channel and replace the URL here."
+
+
+@dataclass(frozen=True)
+class FamilyInfo:
+    label: str  # how the admin UI names the family
+    standing: UrlStanding
+    warning: str | None  # what an administrator should know and do; None: nothing to do
+
+
+URL_FAMILIES: dict[str, FamilyInfo] = {
+    "power_platform": FamilyInfo("Workflows (powerplatform.com)", "current", None),
+    "logic_apps": FamilyInfo(
+        "Workflows on logic.azure.com (retired)",
+        "retired",
+        "Microsoft stopped honouring Workflows URLs on logic.azure.com on 30 November 2025: "
+        f"cards sent to this URL no longer reach the channel. {REPLACE_URL_ADVICE}",
+    ),
+    "connector": FamilyInfo(
+        "Office 365 connector (retiring)",
+        "retiring",
+        "Microsoft is retiring Office 365 connectors during 2026 and new ones can no longer be "
+        f"made: this URL will stop working. {REPLACE_URL_ADVICE}",
+    ),
+    "loopback": FamilyInfo("Local stand-in (loopback)", "local", None),
+    "unknown": FamilyInfo("Unrecognised host", "unknown", None),
+}
+# The families whose webhooks need a new URL: they carry a warning, and /metrics counts them.
+NEEDS_NEW_URL: tuple[str, ...] = tuple(
+    name for name, info in URL_FAMILIES.items() if info.standing in ("retired", "retiring")
+)
+
+
+def url_family_of_host(host: str) -> UrlFamily:
+    """The family of a webhook URL, from its host name alone (as urlsplit gives it)."""
+    host = host.lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host:
+        return "unknown"
+    if _is_loopback(host):
+        return "loopback"
+    if _is_under(host, "environment.api.powerplatform.com"):
+        return "power_platform"
+    if _is_under(host, "logic.azure.com"):
+        return "logic_apps"
+    if _is_under(host, "webhook.office.com") or host == "outlook.office.com":
+        return "connector"
+    return "unknown"
+
+
+def url_family_of(url: str) -> UrlFamily:
+    """The family of a URL, or of a masked URL (`https://host/…Xk3Q`: the host is kept)."""
+    try:
+        host = urlsplit(url.strip()).hostname
+    except ValueError:
+        return "unknown"
+    return url_family_of_host(host or "")
+
+
+# Answers of a retired family's URL that mean "this URL is dead": the retirement is the
+# reason, not a removed flow or a mangled signature.
+RETIRED_REFUSALS = frozenset({401, 403, 404, 410})
+
+
+def retired_refusal(family: str, status_code: int | None) -> str | None:
+    """What a refusal from a URL of a retired family means, naming the retirement; None when
+    the family is not retired or the answer is not one a retired URL gives."""
+    if family != "logic_apps" or status_code not in RETIRED_REFUSALS:
+        return None
+    return (
+        f"Teams answered {status_code}: this webhook's URL is a Workflows URL on "
+        "logic.azure.com, and Microsoft stopped honouring those on 30 November 2025 (the URL "
+        f"is retired). {REPLACE_URL_ADVICE}"
+    )
+
+
+def url_warning(family: str) -> str | None:
+    """What to do about a webhook of this family; None for current, local and unknown ones."""
+    info = URL_FAMILIES.get(family)
+    return info.warning if info is not None else None
 
 
 def validate_webhook_url(raw: str, *, allow_loopback: bool) -> WebhookUrl:

@@ -34,10 +34,12 @@ from ticketmate.teams.subscriptions import SubscriptionCreate, SubscriptionUpdat
 from ticketmate.teams.test_connection import ConnectionTestResult, record_test, send_test_message
 from ticketmate.teams.webhooks import (
     TeamsError,
+    UrlReplacement,
     WebhookCreate,
     WebhookUpdate,
     WebhookUrlText,
     WebhookView,
+    url_replacement,
 )
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,33 @@ WEBHOOK_SAVE = (
     "duplicate_webhook_url",
     "conflict",
 )
+
+
+class UrlTestFailed(TeamsError):
+    """A replacement URL that Teams did not accept the sample card at: not saved. Carries the
+    test's result (scrubbed, as every test result is) for the edit form to show."""
+
+    def __init__(self, result: ConnectionTestResult) -> None:
+        message = (
+            "The URL was not replaced: Teams did not accept the sample card at the new URL. "
+            f"{result.message} Check the URL and try again, or save it untested "
+            '("save_untested": true).'
+        )
+        super().__init__(
+            422,
+            "webhook_test_failed",
+            message,
+            [
+                {
+                    "field": "url",
+                    "message": result.message,
+                    "status_code": result.status_code,
+                    "error_kind": result.error_kind,
+                }
+            ],
+        )
+        self.result = result
+
 
 router = APIRouter(prefix="/api/v1/workspaces/{slug}/teams", tags=["teams"])
 Svc = Annotated[Services, Depends(services)]
@@ -148,7 +177,7 @@ async def run_url_test(
         result,
         _Tested(None, checked.kind, mask_url(checked.url), None),
     )
-    return _answer(result)
+    return answer_of(result)
 
 
 @router.get(
@@ -165,16 +194,77 @@ def get_webhook(webhook_id: WebhookIdPath, ctx: WorkspaceAdmin, svc: Svc) -> Web
 @router.patch(
     "/webhooks/{webhook_id}",
     summary="Change a webhook",
-    responses=error_responses(*WEBHOOK_SAVE, "webhook_not_found"),
+    responses=error_responses(*WEBHOOK_SAVE, "webhook_not_found", "webhook_test_failed"),
 )
-def update_webhook(
+async def update_webhook(
     webhook_id: WebhookIdPath,
     body: WebhookUpdate,
     ctx: WorkspaceAdmin,
     svc: Svc,
     request: Request,
 ) -> WebhookView:
-    """Change the fields given. A new `url` is validated again and is write-only too."""
+    """Change the fields given. A new `url` is validated again and is write-only too.
+
+    A new `url` is first tested with the sample card, as Test Connection does, and saved only
+    when Teams accepts it; otherwise the answer is 422 `webhook_test_failed` with Teams'
+    answer (scrubbed) and the saved URL stays. `"save_untested": true` saves it without the
+    test. Either way the audit log records `url_changed` and `url_tested`, never the URL."""
+    view, _tested = await change_webhook(svc, ctx, request, webhook_id, body)
+    return view
+
+
+async def change_webhook(
+    svc: Services, ctx: AdminContext, request: Request, webhook_id: str, body: WebhookUpdate
+) -> tuple[WebhookView, bool | None]:
+    """PATCH's work, for the edit form too: (the webhook as saved, whether a new URL was
+    tested first — None when the URL did not change). Raises UrlTestFailed, saving nothing,
+    when Teams does not accept the sample card at a new URL."""
+    tested: bool | None = None
+    replacement = None
+    if body.url is not None:
+        replacement = await run_in_threadpool(_replacement, svc, ctx, webhook_id, body)
+    if replacement is not None and body.save_untested:
+        tested = False
+    elif replacement is not None:
+        checked = replacement.checked
+        result = await _send(svc, checked.url, ctx.workspace_name, replacement.channel_name)
+        await run_in_threadpool(
+            _record,
+            svc,
+            ctx,
+            request,
+            result,
+            _Tested(None, checked.kind, mask_url(checked.url), None),
+        )
+        if not result.ok:
+            raise UrlTestFailed(result)
+        tested = True
+    view = await run_in_threadpool(_save_update, svc, ctx, request, webhook_id, body, tested)
+    return view, tested
+
+
+def _replacement(
+    svc: Services, ctx: AdminContext, webhook_id: str, body: WebhookUpdate
+) -> UrlReplacement | None:
+    with svc.db.transaction() as session:
+        return url_replacement(
+            session,
+            svc.keyring,
+            ctx.workspace_id,
+            webhook_id,
+            body,
+            allow_loopback=svc.settings.allow_loopback_webhooks,
+        )
+
+
+def _save_update(
+    svc: Services,
+    ctx: AdminContext,
+    request: Request,
+    webhook_id: str,
+    body: WebhookUpdate,
+    tested: bool | None,
+) -> WebhookView:
     with svc.db.transaction() as session:
         webhook = service.update_webhook(
             session,
@@ -185,6 +275,7 @@ def update_webhook(
             allow_loopback=svc.settings.allow_loopback_webhooks,
             actor=actor_of(ctx.principal),
             request=request_info(request),
+            url_tested=tested,
         )
         return WebhookView.of(webhook)
 
@@ -227,9 +318,9 @@ async def run_webhook_test(
 ) -> ConnectionTestOut:
     """Send the sample card to a saved webhook; its health fields record the outcome."""
     tested, url = await run_in_threadpool(_load_for_test, svc, ctx, webhook_id)
-    result = await _send(svc, url, ctx.workspace_name, tested.channel_name)
+    result = await _send(svc, url, ctx.workspace_name, tested.channel_name, tested.url_family)
     await run_in_threadpool(_record, svc, ctx, request, result, tested)
-    return _answer(result)
+    return answer_of(result)
 
 
 # -- Test Connection helpers -------------------------------------------------------------------
@@ -241,10 +332,15 @@ class _Tested:
     url_kind: str
     url_masked: str
     channel_name: str | None
+    url_family: str | None = None  # a saved webhook's
 
 
 async def _send(
-    svc: Services, url: str, workspace_name: str, channel_name: str | None
+    svc: Services,
+    url: str,
+    workspace_name: str,
+    channel_name: str | None,
+    url_family: str | None = None,
 ) -> ConnectionTestResult:
     # A session per test: tests are rare, and the worker's pooled session is not ours to share.
     async with new_http_session() as http:
@@ -254,6 +350,7 @@ async def _send(
             workspace_name=workspace_name,
             timeout_seconds=svc.settings.delivery_timeout_seconds,
             channel_name=channel_name,
+            url_family=url_family,
         )
 
 
@@ -273,7 +370,13 @@ def _load_for_test(svc: Services, ctx: AdminContext, webhook_id: str) -> tuple[_
                 "or the stored data was altered. Check TICKETMATE_ENCRYPTION_KEYS, or save the "
                 "webhook's URL again.",
             ) from None
-        tested = _Tested(webhook.id, webhook.url_kind, webhook.url_masked, webhook.channel_name)
+        tested = _Tested(
+            webhook.id,
+            webhook.url_kind,
+            webhook.url_masked,
+            webhook.channel_name,
+            webhook.url_family,
+        )
         return tested, url
 
 
@@ -301,7 +404,7 @@ def _record(
         )
 
 
-def _answer(result: ConnectionTestResult) -> ConnectionTestOut:
+def answer_of(result: ConnectionTestResult) -> ConnectionTestOut:
     return ConnectionTestOut(
         ok=result.ok,
         status_code=result.status_code,

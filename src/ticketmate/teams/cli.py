@@ -1,4 +1,5 @@
-"""`ticketmate teams webhook|subscription add|list|remove`: the API's rules, from a shell.
+"""`ticketmate teams webhook|subscription add|list|remove` (and `subscription update`, for the
+security levels a subscription may post): the API's rules, from a shell.
 
 Every command acts as a named workspace administrator (`--as EMAIL`), so its changes are
 audit-logged to that person, with the same validation as the API.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from sqlalchemy.orm import Session
@@ -19,7 +20,12 @@ from ticketmate.errors import CommandError
 from ticketmate.pagination import MAX_LIMIT, Page
 from ticketmate.state import Services
 from ticketmate.teams import subscriptions, webhooks
-from ticketmate.teams.subscriptions import SubscriptionCreate, SubscriptionFilters, SubscriptionView
+from ticketmate.teams.subscriptions import (
+    SubscriptionCreate,
+    SubscriptionFilters,
+    SubscriptionUpdate,
+    SubscriptionView,
+)
 from ticketmate.teams.webhooks import WebhookCreate, WebhookView
 
 app = typer.Typer(no_args_is_help=True)
@@ -105,7 +111,8 @@ def webhook_add(
         view.model_dump(),
         as_json,
         lambda: [
-            f"added webhook {view.id} {view.channel_name} ({view.url_kind}) {view.url_masked}"
+            f"added webhook {view.id} {view.channel_name} ({view.url_kind}) {view.url_masked}",
+            *([f"warning: {view.url_warning}"] if view.url_warning else []),
         ],
     )
 
@@ -127,6 +134,7 @@ def webhook_list(workspace: WorkspaceOpt, acting_as: AsOpt, as_json: JsonOpt = F
         lambda: [
             f"{v.id}  {'enabled ' if v.enabled else 'disabled'}  {v.url_kind:<9}  "
             f"{v.channel_name}  {v.url_masked}"
+            + (f"\n    warning: {v.url_warning}" if v.url_warning else "")
             for v in views
         ],
     )
@@ -176,6 +184,41 @@ def _filter_option(name: str, help_text: str) -> Any:
     return typer.Option(name, help=f"{help_text} (repeat for several; any when absent).")
 
 
+SecurityLevelOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--security-level",
+        help="Also post issues with this issue security level (repeat for several). Without "
+        "it, issues with a security level are never posted. The channel's members will see "
+        "those issues' summaries.",
+    ),
+]
+AnySecurityLevelOpt = Annotated[
+    bool,
+    typer.Option(
+        "--any-security-level",
+        help="Post issues whatever their security level. The channel's members will see "
+        "those issues' summaries.",
+    ),
+]
+
+
+def _security_levels(names: list[str] | None, any_level: bool) -> list[str] | Literal["any"] | None:
+    if names and any_level:
+        raise CommandError("give --security-level or --any-security-level, not both")
+    return "any" if any_level else names
+
+
+def _security_warning(view: SubscriptionView) -> None:
+    levels = view.filters.security_levels
+    if levels:
+        shown = "any security level" if levels == "any" else "security levels " + ", ".join(levels)
+        typer.echo(
+            f"note: {view.channel_name}'s members will see the summaries of issues with {shown}",
+            err=True,
+        )
+
+
 @subscription_app.command("add")
 def subscription_add(
     workspace: WorkspaceOpt,
@@ -188,6 +231,8 @@ def subscription_add(
     priorities: Annotated[list[str] | None, _filter_option("--priority", "Priority")] = None,
     labels: Annotated[list[str] | None, _filter_option("--label", "Label")] = None,
     components: Annotated[list[str] | None, _filter_option("--component", "Component")] = None,
+    security_level: SecurityLevelOpt = None,
+    any_security_level: AnySecurityLevelOpt = False,
     disabled: Annotated[bool, typer.Option("--disabled", help="Save it disabled.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -200,6 +245,7 @@ def subscription_add(
             priorities=priorities,
             labels=labels,
             components=components,
+            security_levels=_security_levels(security_level, any_security_level),
         )
 
         def action(svc: Services) -> SubscriptionView:
@@ -223,6 +269,48 @@ def subscription_add(
         as_json,
         lambda: [f"added subscription {view.id}: {view.event_type} → {view.channel_name}"],
     )
+    _security_warning(view)
+
+
+@subscription_app.command("update")
+def subscription_update(
+    subscription_id: Annotated[str, typer.Argument(help="The subscription's id.")],
+    workspace: WorkspaceOpt,
+    acting_as: AsOpt,
+    security_level: SecurityLevelOpt = None,
+    any_security_level: AnySecurityLevelOpt = False,
+    no_security_level: Annotated[
+        bool,
+        typer.Option(
+            "--no-security-level", help="Post no issue that has a security level (the default)."
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change the security levels a subscription may post; its other filters are kept."""
+    with command_errors():
+        if sum((bool(security_level), any_security_level, no_security_level)) != 1:
+            raise CommandError(
+                "give one of --security-level (repeatable), --any-security-level or "
+                "--no-security-level"
+            )
+        levels = [] if no_security_level else _security_levels(security_level, any_security_level)
+
+        def action(svc: Services) -> SubscriptionView:
+            with svc.db.transaction() as session:
+                workspace_id, actor = acting_admin(session, workspace, acting_as)
+                current = subscriptions.get_subscription(session, workspace_id, subscription_id)
+                kept = SubscriptionView.of(current, "").filters.model_dump()
+                kept["security_levels"] = levels
+                data = SubscriptionUpdate(filters=SubscriptionFilters(**kept))
+                subscription, channel_name = subscriptions.update_subscription(
+                    session, workspace_id, subscription_id, data, actor=actor, request=CLI_REQUEST
+                )
+                return SubscriptionView.of(subscription, channel_name)
+
+        view = _run(action)
+    _emit(view.model_dump(), as_json, lambda: [f"updated subscription {_subscription_line(view)}"])
+    _security_warning(view)
 
 
 @subscription_app.command("list")
@@ -259,10 +347,15 @@ def subscription_list(
 
 
 def _subscription_line(view: SubscriptionView) -> str:
-    filters = view.filters.model_dump()
+    filters = view.filters.model_dump(exclude={"security_levels"})
     narrowed = "; ".join(f"{k}={','.join(v)}" for k, v in filters.items() if v) or "any"
     state = "enabled " if view.enabled else "disabled"
-    return f"{view.id}  {state}  {view.event_type:<16}  {view.channel_name}  filters: {narrowed}"
+    levels = view.filters.security_levels
+    restricted = "any" if levels == "any" else ",".join(levels) or "none"
+    return (
+        f"{view.id}  {state}  {view.event_type:<16}  {view.channel_name}  filters: {narrowed}"
+        f"  security levels: {restricted}"
+    )
 
 
 @subscription_app.command("remove")

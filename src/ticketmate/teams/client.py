@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Literal
@@ -22,6 +22,7 @@ from typing import Literal
 import aiohttp
 import yarl
 
+from ticketmate.security.urls import retired_refusal
 from ticketmate.teams.scrubbing import NO_SECRETS, WebhookSecrets
 from ticketmate.teams.scrubbing import scrub as scrub_secrets
 
@@ -229,6 +230,15 @@ def _error_status(
     if status == 400:
         return make("dead_letter", "http", f"Teams refused the message (HTTP 400).{detail}")
     return make("dead_letter", "http", f"Teams refused the message (HTTP {status}).{detail}")
+
+
+def with_url_family(answer: TeamsAnswer, url_family: str) -> TeamsAnswer:
+    """The answer, its message naming the retirement when a URL of a retired family is
+    refused (a logic.azure.com URL answered 404, 410, 401 or 403); otherwise unchanged."""
+    if answer.ok:
+        return answer
+    reason = retired_refusal(url_family, answer.status_code)
+    return answer if reason is None else replace(answer, message=reason)
 
 
 def new_http_session(*, connections_per_host: int = 8) -> aiohttp.ClientSession:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StrictBool, field_validator
 from sqlalchemy import func, select
@@ -24,6 +24,7 @@ from ticketmate.audit.service import Actor, RequestInfo, record
 from ticketmate.jira.events import EVENT_TYPE_LABELS, EventType
 from ticketmate.models import TeamsSubscription, TeamsWebhook
 from ticketmate.pagination import Page, fetch_page
+from ticketmate.routing.filters import ANY_LEVEL, SECURITY_FILTER
 from ticketmate.teams.webhooks import StrictInput, TeamsError, WebhookId, no_null
 from ticketmate.timeutil import rfc3339
 from ticketmate.workspaces.generation import bump_generation
@@ -88,9 +89,40 @@ FilterValues = Annotated[
 ]
 
 
+def _security_levels(value: list[str] | str | None) -> list[str] | str | None:
+    if value is None or value == "any":
+        return value
+    if isinstance(value, str):
+        raise ValueError('give a list of security level names, or "any"')
+    names = _filter_values(value)
+    if ANY_LEVEL in names:
+        raise ValueError(f'"{ANY_LEVEL}" is not a level name; use "any" for any level')
+    return names
+
+
+SecurityLevels = Annotated[
+    list[str] | Literal["any"] | None,
+    AfterValidator(_security_levels),
+    Field(
+        description=(
+            "The issue security levels this subscription may post (names, case-insensitive), "
+            'or "any". Empty or absent: issues with a security level are never posted. The '
+            "channel's members will see those issues' summaries."
+        )
+    ),
+]
+
+
+def stored_security_levels(filters: dict[str, Any] | None) -> list[str] | Literal["any"]:
+    """A stored filters object's security levels as the API shows them."""
+    stored = list((filters or {}).get(SECURITY_FILTER) or [])
+    return "any" if ANY_LEVEL in stored else stored
+
+
 class SubscriptionFilters(StrictInput):
     """Values within one filter OR, filters AND. For `status_changed`, `statuses` means the
-    status the issue moved into; otherwise the issue's current status."""
+    status the issue moved into; otherwise the issue's current status. `security_levels` is
+    not a narrowing filter but an opt-in to restricted issues."""
 
     projects: FilterValues = None
     issue_types: FilterValues = None
@@ -98,9 +130,16 @@ class SubscriptionFilters(StrictInput):
     priorities: FilterValues = None
     labels: FilterValues = None
     components: FilterValues = None
+    security_levels: SecurityLevels = None
 
     def as_stored(self) -> dict[str, list[str]]:
-        return {name: list(getattr(self, name) or []) for name in FILTER_NAMES}
+        stored = {name: list(getattr(self, name) or []) for name in FILTER_NAMES}
+        # Kept only when set, so that filters saved before levels existed compare equal.
+        if self.security_levels == "any":
+            stored[SECURITY_FILTER] = [ANY_LEVEL]
+        elif self.security_levels:
+            stored[SECURITY_FILTER] = list(self.security_levels)
+        return stored
 
 
 class SubscriptionCreate(StrictInput):
@@ -133,6 +172,9 @@ class FiltersView(BaseModel):
     priorities: list[str]
     labels: list[str]
     components: list[str]
+    security_levels: list[str] | Literal["any"] = Field(
+        description='The security levels it may post, or "any"; empty: no restricted issue.'
+    )
 
 
 class SubscriptionView(BaseModel):
@@ -157,7 +199,10 @@ class SubscriptionView(BaseModel):
             webhook_id=subscription.webhook_id,
             channel_name=channel_name,
             enabled=subscription.enabled,
-            filters=FiltersView(**{name: list(stored.get(name) or []) for name in FILTER_NAMES}),
+            filters=FiltersView(
+                **{name: list(stored.get(name) or []) for name in FILTER_NAMES},
+                security_levels=stored_security_levels(stored),
+            ),
             created_at=rfc3339(subscription.created_at) or "",
             updated_at=rfc3339(subscription.updated_at) or "",
             created_by=subscription.created_by,
@@ -241,6 +286,7 @@ def _subscription_details(subscription: TeamsSubscription, channel_name: str) ->
         "channel_name": channel_name,
         "enabled": subscription.enabled,
         "filters": subscription.filters,
+        "security_levels": stored_security_levels(subscription.filters),
     }
 
 
@@ -303,8 +349,15 @@ def update_subscription(
         changes["enabled"] = {"from": subscription.enabled, "to": data.enabled}
         subscription.enabled = data.enabled
     if data.filters is not None and data.filters.as_stored() != subscription.filters:
-        changes["filters"] = {"from": subscription.filters, "to": data.filters.as_stored()}
-        subscription.filters = data.filters.as_stored()
+        before, after = subscription.filters, data.filters.as_stored()
+        changes["filters"] = {"from": before, "to": after}
+        if stored_security_levels(before) != stored_security_levels(after):
+            # Said on its own: who let a channel see restricted issues is an audit question.
+            changes["security_levels"] = {
+                "from": stored_security_levels(before),
+                "to": stored_security_levels(after),
+            }
+        subscription.filters = after
     channel_name = channel_name_of(session, subscription)
     if not changes:
         return subscription, channel_name

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from ticketmate.audit.service import Actor, RequestInfo, record
 from ticketmate.models import TeamsWebhook
-from ticketmate.teams.client import TeamsAnswer, post_message
+from ticketmate.security.urls import url_family_of
+from ticketmate.teams.client import TeamsAnswer, post_message, with_url_family
 from ticketmate.teams.webhooks import WEBHOOK_TARGET
 from ticketmate.timeutil import rfc3339, utcnow
 
@@ -120,13 +121,16 @@ async def send_test_message(
     workspace_name: str,
     timeout_seconds: float,
     channel_name: str | None = None,
+    url_family: str | None = None,
 ) -> ConnectionTestResult:
-    """POST the sample card to `url` and explain the answer; never raises for network trouble."""
+    """POST the sample card to `url` and explain the answer; never raises for network trouble.
+    `url_family`: a saved webhook's (else the URL's own)."""
     body = message_bytes(
         sample_card_message(workspace_name, sent_at=utcnow(), channel_name=channel_name)
     )
     answer = await post_message(http, url, body, timeout_seconds=timeout_seconds)
-    return explain(answer)
+    # As for deliveries: a retired URL's refusal names the retirement.
+    return explain(with_url_family(answer, url_family or url_family_of(url)))
 
 
 def update_health(webhook: TeamsWebhook, result: ConnectionTestResult) -> None:

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import logging
 import unicodedata
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
@@ -34,8 +35,11 @@ from ticketmate.security.crypto import Keyring
 from ticketmate.security.masking import mask_url
 from ticketmate.security.urls import (
     MAX_URL_LENGTH,
+    NEEDS_NEW_URL,
     WebhookUrl,
     WebhookUrlError,
+    url_family_of,
+    url_warning,
     validate_webhook_url,
 )
 from ticketmate.timeutil import rfc3339
@@ -107,6 +111,11 @@ class WebhookUpdate(StrictInput):
     channel_name: ChannelName | None = None
     url: WebhookUrlText | None = None
     enabled: StrictBool | None = None
+    save_untested: StrictBool = Field(
+        default=False,
+        description="With a new `url`: save it without sending the sample card first. "
+        "Without it, a new URL is saved only once Teams has accepted the sample card.",
+    )
 
     _not_null = field_validator("channel_name", "url", "enabled", mode="before")(no_null)
 
@@ -126,6 +135,16 @@ class WebhookView(BaseModel):
     channel_name: str
     url_masked: str = Field(description="Scheme, host and the URL's last 4 characters.")
     url_kind: str = Field(description="`workflows` (current) or `connector` (legacy).")
+    url_family: str = Field(
+        description="Whether Microsoft still honours the URL, from its host: `power_platform` "
+        "(Workflows, current), `logic_apps` (Workflows on logic.azure.com, retired on 30 "
+        "November 2025), `connector` (Office 365 connector, retiring during 2026), `loopback` "
+        "(a local stand-in) or `unknown`."
+    )
+    url_warning: str | None = Field(
+        description="For a retired or retiring family, what that means and what to do; "
+        "null otherwise."
+    )
     enabled: bool
     created_at: str
     updated_at: str
@@ -140,6 +159,8 @@ class WebhookView(BaseModel):
             channel_name=webhook.channel_name,
             url_masked=webhook.url_masked,
             url_kind=webhook.url_kind,
+            url_family=webhook.url_family,
+            url_warning=url_warning(webhook.url_family),
             enabled=webhook.enabled,
             created_at=rfc3339(webhook.created_at) or "",
             updated_at=rfc3339(webhook.updated_at) or "",
@@ -205,6 +226,7 @@ def _seal_url(keyring: Keyring, webhook: TeamsWebhook, checked: WebhookUrl) -> N
     webhook.url_digest = url_digest(keyring, checked.url)
     webhook.url_masked = mask_url(checked.url)
     webhook.url_kind = checked.kind
+    webhook.url_family = url_family_of(checked.url)
 
 
 # -- webhooks ----------------------------------------------------------------------------------
@@ -231,6 +253,20 @@ def list_webhooks(
         query = query.where(TeamsWebhook.enabled == enabled)
     rows, next_cursor = fetch_page(session, query, TeamsWebhook.id, page)
     return [row[0] for row in rows], next_cursor
+
+
+def count_needing_new_url(session: Session, workspace_id: str) -> dict[str, int]:
+    """How many of the workspace's webhooks use a URL of a retired or retiring family, by
+    family (only families that have some)."""
+    rows = session.execute(
+        select(TeamsWebhook.url_family, func.count())
+        .where(
+            TeamsWebhook.workspace_id == workspace_id,
+            TeamsWebhook.url_family.in_(NEEDS_NEW_URL),
+        )
+        .group_by(TeamsWebhook.url_family)
+    ).all()
+    return {family: int(n) for family, n in rows}
 
 
 def find_webhook(session: Session, workspace_id: str, id_or_channel_name: str) -> TeamsWebhook:
@@ -343,6 +379,7 @@ def create_webhook(
         details={
             "channel_name": webhook.channel_name,
             "url_kind": webhook.url_kind,
+            "url_family": webhook.url_family,
             "url_masked": webhook.url_masked,
             "enabled": webhook.enabled,
         },
@@ -352,6 +389,40 @@ def create_webhook(
         "teams webhook %s created in workspace %s (%s)", webhook.id, workspace_id, webhook.url_kind
     )
     return webhook
+
+
+@dataclass(frozen=True)
+class UrlReplacement:
+    """A new URL that an update would save: what Test Connection sends the sample card to."""
+
+    checked: WebhookUrl
+    channel_name: str  # the webhook's, as it will be after the update
+
+
+def url_replacement(
+    session: Session,
+    keyring: Keyring,
+    workspace_id: str,
+    webhook_id: str,
+    data: WebhookUpdate,
+    *,
+    allow_loopback: bool,
+) -> UrlReplacement | None:
+    """The checks update_webhook makes, without changing anything: raises what it would
+    raise (404, 422, 409), and returns the new URL it would save (None when `data` keeps the
+    saved URL). Run first, so that no sample card goes to a URL that would then be refused."""
+    webhook = get_webhook(session, workspace_id, webhook_id)
+    channel_name = webhook.channel_name
+    if data.channel_name is not None and data.channel_name != webhook.channel_name:
+        _ensure_channel_name_free(session, workspace_id, data.channel_name, webhook.id)
+        channel_name = data.channel_name
+    if data.url is None:
+        return None
+    checked = check_webhook_url(data.url, allow_loopback=allow_loopback)
+    if _is_current_url(keyring, webhook, checked.url):
+        return None
+    _ensure_url_new(session, keyring, workspace_id, checked.url, webhook.id)
+    return UrlReplacement(checked, channel_name)
 
 
 def update_webhook(
@@ -364,9 +435,12 @@ def update_webhook(
     allow_loopback: bool,
     actor: Actor,
     request: RequestInfo | None = None,
+    url_tested: bool | None = None,
 ) -> TeamsWebhook:
     """Change the given fields; a new URL is validated and encrypted again. Audit
-    `teams.webhook.updated` with what changed (a URL change only as `url_changed`)."""
+    `teams.webhook.updated` with what changed (a URL change only as `url_changed`, with its
+    family and, when the caller says, `url_tested`: whether Teams accepted the sample card
+    at the new URL before it was saved, or it was saved untested)."""
     webhook = get_webhook(session, workspace_id, webhook_id)
     details: dict[str, Any] = {}
     if data.channel_name is not None and data.channel_name != webhook.channel_name:
@@ -377,11 +451,16 @@ def update_webhook(
         checked = check_webhook_url(data.url, allow_loopback=allow_loopback)
         if not _is_current_url(keyring, webhook, checked.url):
             _ensure_url_new(session, keyring, workspace_id, checked.url, webhook.id)
+            family_before = webhook.url_family
             _seal_url(keyring, webhook, checked)
             # A new URL starts a new history: earlier failures were about the old one.
             webhook.consecutive_failures = 0
             webhook.consecutive_removed = 0
             details["url_changed"] = True
+            if family_before != webhook.url_family:
+                details["url_family"] = {"from": family_before, "to": webhook.url_family}
+            if url_tested is not None:
+                details["url_tested"] = url_tested
     if data.enabled is not None and data.enabled != webhook.enabled:
         details["enabled"] = {"from": webhook.enabled, "to": data.enabled}
         webhook.enabled = data.enabled

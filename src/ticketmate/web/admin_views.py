@@ -1,5 +1,6 @@
 """Admin > Integrations: the Microsoft Teams card and the Jira card (URL, secret, ingest token,
-and the Jira base URL that Open in Jira links are pinned to).
+the Jira base URL that Open in Jira links are pinned to, and whether comments on issues whose
+security level is unknown are withheld).
 
 This module's `router` also carries the other admin pages (Teams, Delivery Log, Audit Log) and,
 last, a catch-all so that every address under /w/{slug}/ answers as an admin page does: the
@@ -18,7 +19,7 @@ from ticketmate.jira import api as jira_api
 from ticketmate.security.auth import load_workspace
 from ticketmate.web.audit_views import router as audit_pages
 from ticketmate.web.delivery_views import router as delivery_pages
-from ticketmate.web.forms import FormErrors
+from ticketmate.web.forms import FormErrors, checkbox
 from ticketmate.web.guard import AdminAction, AdminView, PageRoute, Svc, not_found
 from ticketmate.web.pages import AdminPage, fragment, is_htmx, page, redirect
 from ticketmate.web.queries import teams_status
@@ -49,6 +50,7 @@ def _jira_card_context(
         "jira_site": workspace.jira_base_url,
         "site_value": typed,
         "site_errors": errors,
+        "withhold_unknown": workspace.withhold_unknown_security,
     }
 
 
@@ -172,6 +174,28 @@ def save_jira_base_url(
         f"Jira base URL saved: Open in Jira links go only to {site}."
         if site
         else "Jira base URL cleared: the next event signed with the secret sets it again."
+    )
+    if is_htmx(request):
+        return _jira_card(request, svc, p, notice=notice)
+    return redirect(f"{p.integrations_url}#jira", notice)
+
+
+@router.post("/w/{slug}/admin/integrations/jira/security")
+def save_jira_security(
+    request: Request,
+    p: AdminAction,
+    svc: Svc,
+    withhold_unknown_levels: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    """ "Withhold comments on issues whose security level is unknown", through the API's
+    handler (audit-logged as jira.security.updated when it changes)."""
+    withhold = checkbox(withhold_unknown_levels)
+    body = jira_api.JiraSecurityIn(withhold_unknown_levels=withhold)
+    jira_api.put_jira_security(p.ctx, svc, body, request)
+    notice = (
+        "Saved: comments on issues whose security level is unknown are withheld."
+        if withhold
+        else "Saved: comments on issues whose security level is unknown are posted."
     )
     if is_htmx(request):
         return _jira_card(request, svc, p, notice=notice)

@@ -10,18 +10,22 @@ through the API's handlers, which also wake the worker.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from ticketmate.delivery import api as delivery_api
 from ticketmate.delivery import service
 from ticketmate.errors import ApiError
-from ticketmate.jira.events import EventType
+from ticketmate.jira.events import EventType, JiraEvent
 from ticketmate.jira.service import delivery_ids as event_delivery_ids
 from ticketmate.jira.service import get_event
+from ticketmate.models import JiraEventRecord, Workspace
 from ticketmate.models.delivery import DELIVERY_STATUSES
 from ticketmate.pagination import Page, decode_cursor
 from ticketmate.routing.explanation import explain
@@ -209,6 +213,34 @@ def recent_jira_events(request: Request, p: AdminView, svc: Svc, cursor: Param =
     )
 
 
+@dataclass(frozen=True)
+class EventSecurity:
+    """The event's issue security level as routing saw it, for the event's page."""
+
+    level: str | None  # the level's name; None: unrestricted, or not known (source "unknown")
+    # payload | changelog | remembered | unknown; None: stored before levels were read
+    source: str | None
+    moved_out_of: str | None  # the changelog moved the issue out of this level
+    withhold_unknown: bool  # the workspace withholds comments whose level is not known
+
+
+def event_security(session: Session, record: JiraEventRecord) -> EventSecurity | None:
+    """None when the event has no envelope (it was not routed)."""
+    if not record.envelope:
+        return None
+    event = JiraEvent.model_validate(record.envelope)
+    change = event.security_change()
+    withhold = session.scalar(
+        select(Workspace.withhold_unknown_security).where(Workspace.id == record.workspace_id)
+    )
+    return EventSecurity(
+        level=event.security.label if event.security is not None else None,
+        source=event.security_source,
+        moved_out_of=change.from_ if change is not None and not change.to else None,
+        withhold_unknown=bool(withhold),
+    )
+
+
 @router.get(EVENTS + "/{event_id}")
 def jira_event_routing(
     request: Request, p: AdminView, svc: Svc, event_id: str, cursor: Param = ""
@@ -224,6 +256,7 @@ def jira_event_routing(
             Page(limit=PAGE_SIZE, after_id=decode_cursor(cursor) if cursor else None),
         )
         delivery_ids = event_delivery_ids(session, [record.id]).get(record.id, [])
+        security = event_security(session, record)
     here = f"{p.teams_url}/events/{record.id}"
     return page(
         request,
@@ -233,6 +266,7 @@ def jira_event_routing(
         e=record,
         explanations=found,
         delivery_ids=delivery_ids,
+        security=security,
         next_url=with_query(here, cursor=found.next_cursor) if found.next_cursor else None,
         first_url=here if cursor else None,
     )

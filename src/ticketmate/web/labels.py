@@ -30,6 +30,7 @@ AUDIT_ACTION_LABELS: dict[str, str] = {
     "jira.base_url.learned": "Jira base URL learned from a signed event",
     "jira.base_url.set": "Jira base URL set",
     "jira.base_url.cleared": "Jira base URL cleared",
+    "jira.security.updated": "Rule for unknown security levels changed",
     "keys.rotated": "Encryption keys rotated",
     "auth.signin.succeeded": "Signed in",
     "auth.signin.failed": "Sign-in failed",

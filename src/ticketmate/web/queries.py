@@ -24,6 +24,8 @@ from ticketmate.models import (
 )
 from ticketmate.pagination import Page
 from ticketmate.routing.explanation import SubscriptionNow, subscriptions_now
+from ticketmate.security.urls import URL_FAMILIES
+from ticketmate.teams.webhooks import count_needing_new_url
 
 D = IntegrationDelivery
 
@@ -52,6 +54,8 @@ class TeamsStatus:
     subscriptions: int
     subscriptions_enabled: int
     last_delivery: IntegrationDelivery | None
+    # Webhooks whose URL Microsoft has retired or is retiring: (the family's label, how many).
+    needing_new_url: tuple[tuple[str, int], ...] = ()
 
 
 def _count_by_enabled(session: Session, model: Any, workspace_id: str) -> tuple[int, int]:
@@ -77,7 +81,17 @@ def teams_status(session: Session, workspace_id: str) -> TeamsStatus:
         .order_by(D.updated_at.desc(), D.id.desc())
         .limit(1)
     )
-    return TeamsStatus(webhooks, webhooks_enabled, subscriptions, subscriptions_enabled, last)
+    return TeamsStatus(
+        webhooks,
+        webhooks_enabled,
+        subscriptions,
+        subscriptions_enabled,
+        last,
+        tuple(
+            (URL_FAMILIES[family].label, count)
+            for family, count in sorted(count_needing_new_url(session, workspace_id).items())
+        ),
+    )
 
 
 @dataclass(frozen=True)

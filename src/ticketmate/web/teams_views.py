@@ -10,7 +10,7 @@ place.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from pydantic import ValidationError
@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from ticketmate.audit.http import actor_of, request_info
 from ticketmate.pagination import MAX_LIMIT, Page, decode_cursor
+from ticketmate.security.urls import URL_FAMILIES
 from ticketmate.teams import api as teams_api
 from ticketmate.teams import service
 from ticketmate.teams.subscriptions import (
@@ -28,7 +29,13 @@ from ticketmate.teams.subscriptions import (
     SubscriptionUpdate,
     SubscriptionView,
 )
-from ticketmate.teams.webhooks import TeamsError, WebhookCreate, WebhookUpdate, WebhookView
+from ticketmate.teams.webhooks import (
+    TeamsError,
+    WebhookCreate,
+    WebhookUpdate,
+    WebhookView,
+    count_needing_new_url,
+)
 from ticketmate.web.forms import FormErrors, checkbox, join_values, split_values
 from ticketmate.web.guard import AdminAction, AdminView, PageRoute, Svc
 from ticketmate.web.labels import FILTER_LABELS, event_label, event_type_choices
@@ -44,7 +51,10 @@ Cursor = Annotated[str | None, Query(max_length=128)]
 # Form field names where they differ from the service's field names.
 WEBHOOK_FIELDS: dict[str, str] = {}
 WEBHOOK_EDIT_FIELDS = {"url": "replace_url"}
-SUBSCRIPTION_FIELDS = {f"filters.{name}": name for name in FILTER_NAMES}
+SUBSCRIPTION_FIELDS = {
+    **{f"filters.{name}": name for name in FILTER_NAMES},
+    "filters.security_levels": "security_levels",
+}
 
 
 def _page_of(cursor: str | None) -> Page:
@@ -65,6 +75,8 @@ def webhooks_tab(request: Request, p: AdminView, svc: Svc, cursor: Cursor = None
         rows, next_cursor = service.list_webhooks(session, p.workspace_id, _page_of(cursor))
         counts = service.count_subscriptions(session, [w.id for w in rows])
         webhooks = [WebhookView.of(w) for w in rows]
+        # Over all the workspace's webhooks, not only this page's.
+        needing_new_url = count_needing_new_url(session, p.workspace_id)
     return page(
         request,
         "teams/webhooks.html",
@@ -72,6 +84,8 @@ def webhooks_tab(request: Request, p: AdminView, svc: Svc, cursor: Cursor = None
         tab="webhooks",
         webhooks=webhooks,
         counts=counts,
+        needing_new_url=needing_new_url,
+        url_families=URL_FAMILIES,
         next_cursor=next_cursor,
         cursor=cursor,
     )
@@ -84,6 +98,8 @@ class WebhookForm:
     enabled: bool = True
     errors: FormErrors = field(default_factory=FormErrors)
     test: teams_api.ConnectionTestOut | None = None
+    # The Replace URL failed its test: the form offers "Save anyway".
+    offer_untested: bool = False
 
 
 def _webhook_form(
@@ -100,6 +116,7 @@ def _webhook_form(
         tab="webhooks",
         form=form,
         webhook=webhook,
+        url_families=URL_FAMILIES,
         status_code=status_code,
     )
 
@@ -198,8 +215,14 @@ def edit_webhook(request: Request, p: AdminView, svc: Svc, webhook_id: str) -> R
     return _webhook_form(request, p, form, webhook)
 
 
+URL_NOT_REPLACED = (
+    "Teams did not accept the sample card at this URL, so the saved URL was kept. "
+    "Check the URL and save again, or click Save anyway to replace it untested."
+)
+
+
 @router.post(f"{TEAMS}/webhooks/{{webhook_id}}")
-def update_webhook(
+async def update_webhook(
     request: Request,
     p: AdminAction,
     svc: Svc,
@@ -207,36 +230,39 @@ def update_webhook(
     channel_name: Text = "",
     replace_url: Text = "",
     enabled: Annotated[str, Form(max_length=8)] = "",
+    save_untested: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
-    webhook = _load_webhook(svc, p, webhook_id)
+    """Save the edit form. A Replace URL is tested with the sample card first, through the
+    API's own PATCH, and saved only when Teams accepts it, or after "Save anyway"."""
+    webhook = await run_in_threadpool(_load_webhook, svc, p, webhook_id)
     form = WebhookForm(channel_name, replace_url, checkbox(enabled))
     try:
         # An empty "Replace URL" keeps the saved URL: it is never shown, so never re-sent.
         changes: dict[str, Any] = {"channel_name": channel_name, "enabled": form.enabled}
         if replace_url.strip():
             changes["url"] = replace_url.strip()
+            changes["save_untested"] = checkbox(save_untested)
         data = WebhookUpdate(**changes)
-        with svc.db.transaction() as session:
-            saved = service.update_webhook(
-                session,
-                svc.keyring,
-                p.workspace_id,
-                webhook_id,
-                data,
-                allow_loopback=svc.settings.allow_loopback_webhooks,
-                actor=actor_of(p.principal),
-                request=request_info(request),
-            )
-            name = saved.channel_name
+        saved, tested = await teams_api.change_webhook(svc, p.ctx, request, webhook_id, data)
     except ValidationError as exc:
         form.errors = FormErrors.of_validation(exc, WEBHOOK_EDIT_FIELDS)
         return _webhook_form(request, p, form, webhook, status_code=422)
+    except teams_api.UrlTestFailed as exc:
+        form.test = teams_api.answer_of(exc.result)
+        form.errors = FormErrors(fields={"replace_url": URL_NOT_REPLACED})
+        form.offer_untested = True
+        return _webhook_form(request, p, form, webhook, status_code=exc.status_code)
     except TeamsError as exc:
         if exc.status_code == 404:
             raise
         form.errors = FormErrors.of_api_error(exc, WEBHOOK_EDIT_FIELDS)
         return _webhook_form(request, p, form, webhook, status_code=exc.status_code)
-    return redirect(f"{p.teams_url}/webhooks", f"Webhook “{name}” saved.")
+    message = f"Webhook “{saved.channel_name}” saved."
+    if tested is True:
+        message += " Teams accepted the sample card at the new URL."
+    elif tested is False:
+        message += " The new URL was saved without a test: use Test to check it."
+    return redirect(f"{p.teams_url}/webhooks", message)
 
 
 @router.post(f"{TEAMS}/webhooks/{{webhook_id}}/test")
@@ -372,6 +398,15 @@ def filters_summary(view: SubscriptionView) -> list[tuple[str, str]]:
     return [(FILTER_LABELS[n], ", ".join(stored[n])) for n in FILTER_NAMES if stored[n]]
 
 
+def security_summary(view: SubscriptionView) -> str | None:
+    """The restricted issues a subscription may post ("Staff only, Developers" or "any level"),
+    None when it posts none."""
+    levels = view.filters.security_levels
+    if levels == "any":
+        return "any level"
+    return ", ".join(levels) or None
+
+
 @router.get(f"{TEAMS}/subscriptions")
 def subscriptions_tab(request: Request, p: AdminView, svc: Svc, cursor: Cursor = None) -> Response:
     with svc.db.transaction() as session:
@@ -385,6 +420,7 @@ def subscriptions_tab(request: Request, p: AdminView, svc: Svc, cursor: Cursor =
         tab="subscriptions",
         subscriptions=subscriptions,
         summaries={s.id: filters_summary(s) for s in subscriptions},
+        restricted={s.id: security_summary(s) for s in subscriptions},
         has_webhooks=has_webhooks,
         next_cursor=next_cursor,
         cursor=cursor,
@@ -398,6 +434,26 @@ class SubscriptionForm:
     enabled: bool = True
     filters: dict[str, str] = field(default_factory=lambda: dict.fromkeys(FILTER_NAMES, ""))
     errors: FormErrors = field(default_factory=FormErrors)
+    # "Security levels": none (the default: no restricted issue is posted), the levels typed
+    # in `security_levels`, or any level.
+    security_choice: str = "none"
+    security_levels: str = ""
+
+
+SECURITY_CHOICES = ("none", "levels", "any")
+
+
+def _security_problem(form: SubscriptionForm) -> str | None:
+    """What is wrong with the Security levels choice as posted, in the person's words."""
+    typed = split_values(form.security_levels)
+    if form.security_choice not in SECURITY_CHOICES:
+        return "Choose None, These levels or Any level."
+    if form.security_choice == "levels" and not typed:
+        return "Enter the names of the security levels to post, or choose None."
+    if form.security_choice == "none" and typed:
+        # Typing names is not an opt-in: the choice is, so nothing restricted goes by mistake.
+        return "To post issues of these levels, choose These levels; to post none, empty the list."
+    return None
 
 
 def _subscription_form(
@@ -436,13 +492,16 @@ def new_subscription(
     return _subscription_form(request, p, svc, SubscriptionForm(webhook_id=webhook_id))
 
 
-def _subscription_errors(exc: ValidationError, form: SubscriptionForm) -> FormErrors:
-    errors = FormErrors.of_validation(exc, SUBSCRIPTION_FIELDS)
+def _subscription_errors(exc: ValidationError | None, form: SubscriptionForm) -> FormErrors:
+    errors = FormErrors.of_validation(exc, SUBSCRIPTION_FIELDS) if exc else FormErrors()
     # An untouched select says so in words, not as the validator's list of known values.
     if not form.event_type:
         errors.fields["event_type"] = "Select an event type."
     if not form.webhook_id:
         errors.fields["webhook_id"] = "Select a webhook."
+    problem = _security_problem(form)
+    if problem is not None:
+        errors.fields["security_levels"] = problem
     return errors
 
 
@@ -459,18 +518,39 @@ def posted_subscription(
     priorities: FilterField = "",
     labels: FilterField = "",
     components: FilterField = "",
+    security_choice: Annotated[str, Form(max_length=16)] = "none",
+    security_levels: FilterField = "",
 ) -> SubscriptionForm:
     """The Add/Edit Subscription form as posted, the filter fields as typed."""
     typed = (projects, issue_types, statuses, priorities, labels, components)
     filters = dict(zip(FILTER_NAMES, typed, strict=True))
-    return SubscriptionForm(event_type, webhook_id, checkbox(enabled), filters)
+    return SubscriptionForm(
+        event_type,
+        webhook_id,
+        checkbox(enabled),
+        filters,
+        security_choice=security_choice,
+        security_levels=security_levels,
+    )
 
 
 PostedSubscription = Annotated[SubscriptionForm, Depends(posted_subscription)]
 
 
-def _filters_of(values: dict[str, str]) -> SubscriptionFilters:
-    return SubscriptionFilters(**{name: split_values(values[name]) for name in FILTER_NAMES})
+def _filters_of(form: SubscriptionForm) -> SubscriptionFilters:
+    levels: list[str] | Literal["any"] | None = None
+    if form.security_choice == "any":
+        levels = "any"
+    elif form.security_choice == "levels":
+        levels = split_values(form.security_levels)
+    return SubscriptionFilters(
+        **{name: split_values(form.filters[name]) for name in FILTER_NAMES},
+        security_levels=levels,
+    )
+
+
+class _Refused(Exception):
+    """The form's own check (the Security levels choice) failed; its errors say why."""
 
 
 @router.post(f"{TEAMS}/subscriptions")
@@ -482,8 +562,10 @@ def create_subscription(
             event_type=form.event_type,
             webhook_id=form.webhook_id,
             enabled=form.enabled,
-            filters=_filters_of(form.filters),
+            filters=_filters_of(form),
         )
+        if _security_problem(form) is not None:
+            raise _Refused
         with svc.db.transaction() as session:
             subscription, channel = service.create_subscription(
                 session,
@@ -493,8 +575,8 @@ def create_subscription(
                 request=request_info(request),
             )
             label = event_label(subscription.event_type)
-    except ValidationError as exc:
-        form.errors = _subscription_errors(exc, form)
+    except (ValidationError, _Refused) as exc:
+        form.errors = _subscription_errors(exc if isinstance(exc, ValidationError) else None, form)
         return _subscription_form(request, p, svc, form, status_code=422)
     except TeamsError as exc:
         form.errors = FormErrors.of_api_error(exc, SUBSCRIPTION_FIELDS)
@@ -514,11 +596,14 @@ def _load_subscription(svc: Svc, p: AdminPage, subscription_id: str) -> Subscrip
 def edit_subscription(request: Request, p: AdminView, svc: Svc, subscription_id: str) -> Response:
     view = _load_subscription(svc, p, subscription_id)
     stored = view.filters.model_dump()
+    levels = view.filters.security_levels
     form = SubscriptionForm(
         view.event_type,
         view.webhook_id,
         view.enabled,
         {name: join_values(stored[name]) for name in FILTER_NAMES},
+        security_choice="any" if levels == "any" else "levels" if levels else "none",
+        security_levels="" if levels == "any" else join_values(levels),
     )
     return _subscription_form(request, p, svc, form, view)
 
@@ -533,8 +618,10 @@ def update_subscription(
             event_type=form.event_type,
             webhook_id=form.webhook_id,
             enabled=form.enabled,
-            filters=_filters_of(form.filters),
+            filters=_filters_of(form),
         )
+        if _security_problem(form) is not None:
+            raise _Refused
         with svc.db.transaction() as session:
             service.update_subscription(
                 session,
@@ -544,8 +631,8 @@ def update_subscription(
                 actor=actor_of(p.principal),
                 request=request_info(request),
             )
-    except ValidationError as exc:
-        form.errors = _subscription_errors(exc, form)
+    except (ValidationError, _Refused) as exc:
+        form.errors = _subscription_errors(exc if isinstance(exc, ValidationError) else None, form)
         return _subscription_form(request, p, svc, form, view, status_code=422)
     except TeamsError as exc:
         if exc.status_code == 404:

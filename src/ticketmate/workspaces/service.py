@@ -149,3 +149,35 @@ def set_jira_base_url(
         details={"jira_base_url": site, "previous": previous},
         request=request,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Comments on issues whose security level is unknown
+
+
+def set_withhold_unknown_security(
+    session: Session,
+    workspace: Workspace,
+    withhold: bool,
+    *,
+    actor: Actor,
+    request: RequestInfo | None = None,
+) -> None:
+    """Whether comments whose issue's security level is not known are withheld (posted only by
+    subscriptions that allow any level). Moves the generation on: the subscription index
+    carries the setting."""
+    if workspace.withhold_unknown_security == withhold:
+        return
+    workspace.withhold_unknown_security = withhold
+    session.flush()
+    bump_generation(session, workspace.id)
+    audit(
+        session,
+        workspace_id=workspace.id,
+        actor=actor,
+        action="jira.security.updated",
+        target_type="workspace",
+        target_id=workspace.id,
+        details={"withhold_unknown_levels": {"from": not withhold, "to": withhold}},
+        request=request,
+    )
