@@ -68,7 +68,8 @@ def most_specific(event_types: list[EventType]) -> EventType:
     return EventType.ISSUE_UPDATED
 
 
-def _who(event: JiraEvent) -> str:
+def actor_name(event: JiraEvent) -> str:
+    """Who did it, as a card names them ("Someone" when Jira did not say)."""
     if event.comment is not None and event.comment.author and event.actor.display_name is None:
         return event.comment.author
     return event.actor.display_name or event.actor.name or "Someone"
@@ -78,7 +79,7 @@ def headline(event: JiraEvent, event_type: EventType) -> str:
     """One sentence saying what happened, e.g. "Alice moved DEMO-12 from In Progress to Done"."""
     issue = event.issue
     key = issue.key if issue and issue.key else "an issue"
-    who = _who(event)
+    who = actor_name(event)
     if event_type is EventType.ISSUE_CREATED:
         kind = f" {issue.issue_type.lower()}" if issue and issue.issue_type else ""
         return f"{who} created{kind} {key}"
