@@ -161,7 +161,7 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         default=30,
         description=(
-            "Days after which the worker purges delivered and skipped deliveries, their "
+            "Days after which the worker purges delivered, skipped and folded deliveries, their "
             "attempts and their events. Dead letters stay until retried or purged."
         ),
         examples=[90],

@@ -66,7 +66,7 @@ TEAMS_LATENCY = Histogram(
 
 DELIVERIES_FINISHED = Counter(
     "ticketmate_deliveries_finished",
-    "Deliveries that reached a final state, by outcome (delivered, dead_letter, skipped).",
+    "Deliveries that reached a final state, by outcome (delivered, dead_letter, skipped, folded).",
     ["outcome"],
     registry=REGISTRY,
 )

@@ -26,6 +26,7 @@ READ_FIELDS = {
     "updated_at",
     "created_by",
     "disabled_reason",
+    "storm_threshold",
     "health",
 }
 

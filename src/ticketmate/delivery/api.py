@@ -6,7 +6,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ticketmate.audit.http import actor_of, request_info
 from ticketmate.delivery import service
@@ -28,7 +28,8 @@ from ticketmate.timeutil import Rfc3339Time, rfc3339, utcnow
 
 router = APIRouter(prefix="/api/v1/workspaces/{slug}/teams/deliveries", tags=["delivery log"])
 
-Status = Literal["pending", "in_flight", "delivered", "dead_letter", "skipped"]
+# `folded`: storm control combined its card into a summary, the delivery `folded_into`.
+Status = Literal["pending", "in_flight", "delivered", "dead_letter", "skipped", "folded"]
 
 
 class DeliveryOut(BaseModel):
@@ -46,6 +47,10 @@ class DeliveryOut(BaseModel):
     created_at: str
     delivered_at: str | None
     next_attempt_at: str | None
+    # Storm control: the summary delivery that carried this one's event (status `folded`),
+    # and, on a summary, how many deliveries were folded into it besides its own event.
+    folded_into: str | None = None
+    folded_count: int = 0
 
 
 class AttemptOut(BaseModel):
@@ -63,6 +68,10 @@ class DeliveryDetailOut(DeliveryOut):
     attempts: list[AttemptOut]
     message: dict[str, Any]
     subscription_ids: list[str]
+    folded: list[str] = Field(
+        default_factory=list,
+        description="On a storm summary: the deliveries folded into it, oldest first.",
+    )
 
 
 class DeliveryListOut(BaseModel):
@@ -83,7 +92,7 @@ class BulkRetryOut(BaseModel):
     requeued: int
 
 
-def delivery_out(d: IntegrationDelivery) -> DeliveryOut:
+def delivery_out(d: IntegrationDelivery, folded_count: int = 0) -> DeliveryOut:
     waiting = d.status in ("pending", "in_flight")
     return DeliveryOut(
         id=d.id,
@@ -100,6 +109,8 @@ def delivery_out(d: IntegrationDelivery) -> DeliveryOut:
         created_at=rfc3339(d.created_at) or "",
         delivered_at=rfc3339(d.delivered_at),
         next_attempt_at=rfc3339(d.next_attempt_at) if waiting else None,
+        folded_into=d.folded_into,
+        folded_count=folded_count,
     )
 
 
@@ -116,12 +127,16 @@ def attempt_out(a: DeliveryAttempt) -> AttemptOut:
     )
 
 
-def detail_out(d: IntegrationDelivery, attempts: list[DeliveryAttempt]) -> DeliveryDetailOut:
+def detail_out(
+    d: IntegrationDelivery, attempts: list[DeliveryAttempt], folded: list[str] | None = None
+) -> DeliveryDetailOut:
+    folded = folded or []
     return DeliveryDetailOut(
-        **delivery_out(d).model_dump(),
+        **delivery_out(d, len(folded)).model_dump(),
         attempts=[attempt_out(a) for a in attempts],
         message=json.loads(d.message),
         subscription_ids=list(d.subscription_ids or []),
+        folded=folded,
     )
 
 
@@ -149,7 +164,10 @@ def list_deliveries(
     )
     with svc.db.transaction() as session:
         items, next_cursor = service.list_deliveries(session, ctx.workspace_id, f, page)
-        return DeliveryListOut(items=[delivery_out(d) for d in items], next_cursor=next_cursor)
+        counts = service.folded_counts(session, [d.id for d in items])
+        return DeliveryListOut(
+            items=[delivery_out(d, counts.get(d.id, 0)) for d in items], next_cursor=next_cursor
+        )
 
 
 @router.get("/{delivery_id}", responses=error_responses(*WORKSPACE_READ, "delivery_not_found"))
@@ -160,7 +178,11 @@ def get_delivery(ctx: WorkspaceAdmin, svc: Svc, delivery_id: str) -> DeliveryDet
             delivery = service.get_delivery(session, ctx.workspace_id, delivery_id)
         except service.DeliveryNotFound:
             raise _not_found() from None
-        return detail_out(delivery, service.attempts_of(session, delivery.id))
+        return detail_out(
+            delivery,
+            service.attempts_of(session, delivery.id),
+            service.folded_into_this(session, delivery.id),
+        )
 
 
 @router.post(

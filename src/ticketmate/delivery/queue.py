@@ -18,6 +18,8 @@ Guarantees kept here:
   subscriptions is enabled is skipped when taken, and deliveries of a deleted or disabled
   webhook are skipped by skip_orphans before each claim.
 - Lanes of paused (429) or disabled webhooks are not claimed.
+- Storm control: on a webhook with a storm threshold, the claim or top-up first folds a
+  backlog of first attempts into summary cards (delivery/storm.py), in the same transaction.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from ticketmate.audit import service as audit
+from ticketmate.delivery import storm
 from ticketmate.delivery.retry import RetryPolicy, channel_pause
 from ticketmate.metrics import DELIVERIES_FINISHED, LEASE_EXPIRIES
 from ticketmate.models import (
@@ -48,7 +51,7 @@ D = IntegrationDelivery
 W = TeamsWebhook
 
 DUE_STATUSES = ("pending", "in_flight")
-FINISHED_STATUSES = ("delivered", "skipped")
+FINISHED_STATUSES = ("delivered", "skipped", "folded")
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class Lane:
     recent_sends: list[float]
     # The URL's family (security/urls.py): a refusal from a retired one says so.
     url_family: str = "unknown"
+    # Storm control (delivery/storm.py); None: off.
+    storm_threshold: int | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,9 @@ def claim_lanes(
     """Take up to `limit` free, unpaused, enabled lanes that have due deliveries."""
     due_lanes = select(D.webhook_id).where(_due(now), D.webhook_id.is_not(None)).distinct()
     query = (
-        select(W.id, W.workspace_id, W.url_ciphertext, W.recent_sends, W.url_family)
+        select(
+            W.id, W.workspace_id, W.url_ciphertext, W.recent_sends, W.url_family, W.storm_threshold
+        )
         .where(
             W.id.in_(due_lanes),
             W.enabled.is_(True),
@@ -133,7 +140,14 @@ def claim_lanes(
         .execution_options(synchronize_session=False)
     )
     return [
-        Lane(r.id, r.workspace_id, r.url_ciphertext, list(r.recent_sends or []), r.url_family)
+        Lane(
+            r.id,
+            r.workspace_id,
+            r.url_ciphertext,
+            list(r.recent_sends or []),
+            r.url_family,
+            r.storm_threshold,
+        )
         for r in rows
     ]
 
@@ -245,7 +259,16 @@ def _take(
     limit: int,
 ) -> dict[str, list[Work]]:
     taken: dict[str, list[Work]] = {lane.webhook_id: [] for lane in lanes}
+    storm_lanes = {lane.webhook_id for lane in lanes if lane.storm_threshold is not None}
+    for lane in lanes:
+        if lane.storm_threshold is not None:
+            storm.fold_lane(
+                session, webhook_id=lane.webhook_id, threshold=lane.storm_threshold, now=now
+            )
     rows = _due_rows(session, list(taken), now, limit)
+    if storm_lanes:
+        # A storm lane takes a few at a time, so that it tops up (and folds) often.
+        rows = _first_of_storm_lanes(rows, storm_lanes)
     if not rows:
         return taken
     wanted = {sid for r in rows for sid in (r.subscription_ids or [])}
@@ -298,6 +321,18 @@ def _take(
             )
         )
     return taken
+
+
+def _first_of_storm_lanes(rows: list[Any], storm_lanes: set[str]) -> list[Any]:
+    kept: list[Any] = []
+    counts: dict[str, int] = {}
+    for r in rows:
+        if r.webhook_id in storm_lanes:
+            counts[r.webhook_id] = counts.get(r.webhook_id, 0) + 1
+            if counts[r.webhook_id] > storm.STORM_TAKE:
+                continue
+        kept.append(r)
+    return kept
 
 
 @dataclass(frozen=True)
@@ -580,8 +615,8 @@ def next_due_at(session: Session) -> datetime | None:
 
 
 def purge_finished(session: Session, *, before: datetime, batch: int = 500) -> int:
-    """Delete up to `batch` delivered or skipped deliveries (with their attempts) older than
-    `before`, then events of that age that no delivery refers to any more."""
+    """Delete up to `batch` finished (delivered, skipped or folded) deliveries, with their
+    attempts, older than `before`, then events of that age that no delivery refers to any more."""
     ids = list(
         session.scalars(
             select(D.id).where(D.status.in_(FINISHED_STATUSES), D.updated_at < before).limit(batch)

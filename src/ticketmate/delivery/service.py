@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -73,6 +73,23 @@ def attempts_of(session: Session, delivery_id: str) -> list[DeliveryAttempt]:
             .order_by(DeliveryAttempt.number, DeliveryAttempt.started_at)
         )
     )
+
+
+def folded_into_this(session: Session, delivery_id: str) -> list[str]:
+    """The deliveries storm control folded into this summary, oldest first."""
+    return list(session.scalars(select(D.id).where(D.folded_into == delivery_id).order_by(D.id)))
+
+
+def folded_counts(session: Session, delivery_ids: list[str]) -> dict[str, int]:
+    """How many deliveries were folded into each of these (only those with some)."""
+    if not delivery_ids:
+        return {}
+    rows = session.execute(
+        select(D.folded_into, func.count())
+        .where(D.folded_into.in_(delivery_ids))
+        .group_by(D.folded_into)
+    ).all()
+    return {str(summary): int(n) for summary, n in rows}
 
 
 def _requeue_values(now: datetime) -> dict[str, Any]:

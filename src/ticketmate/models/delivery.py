@@ -9,11 +9,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketmate.models.base import Base, Timestamps, UTCDateTime, id_column
 
-DELIVERY_STATUSES = ("pending", "in_flight", "delivered", "dead_letter", "skipped")
+DELIVERY_STATUSES = ("pending", "in_flight", "delivered", "dead_letter", "skipped", "folded")
 # Rows a worker may still have to send. The partial indexes below cover only these, so
 # claiming stays fast however many finished rows the log keeps.
 DUE_CONDITION = "status IN ('pending', 'in_flight')"
-FINISHED_CONDITION = "status IN ('delivered', 'skipped')"
+# `folded`: combined into a storm summary (delivery/storm.py), which carries its event.
+FINISHED_CONDITION = "status IN ('delivered', 'skipped', 'folded')"
 
 
 class IntegrationDelivery(Timestamps, Base):
@@ -40,6 +41,13 @@ class IntegrationDelivery(Timestamps, Base):
             "updated_at",
             postgresql_where=text(FINISHED_CONDITION),
             sqlite_where=text(FINISHED_CONDITION),
+        ),
+        # The deliveries folded into a storm summary, from the summary's side.
+        Index(
+            "ix_delivery_folded_into",
+            "folded_into",
+            postgresql_where=text("folded_into IS NOT NULL"),
+            sqlite_where=text("folded_into IS NOT NULL"),
         ),
     )
 
@@ -72,6 +80,10 @@ class IntegrationDelivery(Timestamps, Base):
     last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Status `folded`: the delivery whose storm summary card carried this one's event (it
+    # reuses the row of the first event it combines). Not a foreign key: retention purges
+    # both sides independently.
+    folded_into: Mapped[str | None] = mapped_column(String(26), nullable=True)
 
 
 class DeliveryAttempt(Base):

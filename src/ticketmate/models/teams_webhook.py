@@ -62,3 +62,6 @@ class TeamsWebhook(Timestamps, Base):
     # When the last few requests to this channel were answered (epoch seconds), so the next
     # lane holder keeps to the rolling one-second limit.
     recent_sends: Mapped[list[float]] = mapped_column(JSON, nullable=False, default=list)
+    # Storm control (delivery/storm.py): when more than this many first-attempt cards wait for
+    # the channel, they are combined into summary cards. Null: off.
+    storm_threshold: Mapped[int | None] = mapped_column(Integer, nullable=True)

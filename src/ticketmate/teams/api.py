@@ -2,6 +2,10 @@
 
 Every endpoint is for workspace administrators (401 / 403 / 404 as everywhere). Webhook URLs
 are write-only: answers show `url_masked` and `url_kind`, never the URL.
+
+`POST …/subscriptions/preview` takes the body of `POST …/subscriptions` and answers what those
+settings would have sent over the stored events of the last 7 days (routing/preview.py),
+saving nothing.
 """
 
 from __future__ import annotations
@@ -24,13 +28,20 @@ from ticketmate.errors import (
 )
 from ticketmate.models import TeamsWebhook
 from ticketmate.pagination import PageParams
+from ticketmate.routing.preview import MAX_EVENTS, Preview
+from ticketmate.routing.preview import NOTE as PREVIEW_NOTE
 from ticketmate.security.auth import AdminContext, WorkspaceAdmin
 from ticketmate.security.crypto import DecryptionError
 from ticketmate.security.masking import mask_url
 from ticketmate.state import Services, services
 from ticketmate.teams import service
 from ticketmate.teams.client import new_http_session
-from ticketmate.teams.subscriptions import SubscriptionCreate, SubscriptionUpdate, SubscriptionView
+from ticketmate.teams.subscriptions import (
+    SubscriptionCreate,
+    SubscriptionUpdate,
+    SubscriptionView,
+    preview_subscription,
+)
 from ticketmate.teams.test_connection import ConnectionTestResult, record_test, send_test_message
 from ticketmate.teams.webhooks import (
     TeamsError,
@@ -41,6 +52,7 @@ from ticketmate.teams.webhooks import (
     WebhookView,
     url_replacement,
 )
+from ticketmate.timeutil import rfc3339, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +108,59 @@ class WebhookList(BaseModel):
 class SubscriptionList(BaseModel):
     items: list[SubscriptionView]
     next_cursor: str | None
+
+
+class PreviewedEventOut(BaseModel):
+    event_id: str = Field(description="The stored event (`GET …/jira/events/{id}`).")
+    received_at: str
+    issue_key: str | None
+    title: str = Field(description="The title its card would carry.")
+
+
+class PreviewReasonOut(BaseModel):
+    reason: str = Field(
+        description="Why these settings would not take an event, as the router says it."
+    )
+    events: int = Field(description="How many of the events considered it explains.")
+
+
+class SubscriptionPreviewOut(BaseModel):
+    cards: int = Field(description="How many cards these settings would have sent.")
+    considered: int = Field(description="How many stored events were looked at.")
+    since: str = Field(description="The start of the window: 7 days ago, or the retention period.")
+    capped: bool = Field(
+        description=(
+            f"More events were stored in the window than a preview reads ({MAX_EVENTS:,}); "
+            "the newest were read."
+        )
+    )
+    matching: list[PreviewedEventOut] = Field(
+        description="Up to 20 of the matching events, newest first."
+    )
+    reasons: list[PreviewReasonOut] = Field(
+        description="For the events that did not match, the most common reasons, most common first."
+    )
+    note: str
+
+    @classmethod
+    def of(cls, result: Preview) -> SubscriptionPreviewOut:
+        return cls(
+            cards=result.cards,
+            considered=result.considered,
+            since=rfc3339(result.since) or "",
+            capped=result.capped,
+            matching=[
+                PreviewedEventOut(
+                    event_id=e.event_id,
+                    received_at=rfc3339(e.received_at) or "",
+                    issue_key=e.issue_key,
+                    title=e.title,
+                )
+                for e in result.matching
+            ],
+            reasons=[PreviewReasonOut(reason=r.reason, events=r.events) for r in result.reasons],
+            note=PREVIEW_NOTE,
+        )
 
 
 class WebhookTestIn(BaseModel):
@@ -462,6 +527,30 @@ def create_subscription(
             request=request_info(request),
         )
         return SubscriptionView.of(subscription, channel_name)
+
+
+@router.post(
+    "/subscriptions/preview",
+    summary="Preview a subscription before saving it",
+    responses=error_responses(*WORKSPACE_CHANGE, *BODY),
+)
+def run_subscription_preview(
+    body: SubscriptionCreate, ctx: WorkspaceAdmin, svc: Svc
+) -> SubscriptionPreviewOut:
+    """What a subscription with this body (as for `POST …/subscriptions`) would have sent over
+    the stored events of the last 7 days, or of the retention period if it is shorter: the
+    number of cards, up to 20 of the matching events with their card titles, and the most
+    common reasons the others would not match. It uses the router's own rules. Nothing is
+    saved and nothing is audited."""
+    with svc.db.transaction() as session:
+        result = preview_subscription(
+            session,
+            ctx.workspace_id,
+            body,
+            now=utcnow(),
+            retention_days=svc.settings.retention_days,
+        )
+        return SubscriptionPreviewOut.of(result)
 
 
 @router.get(

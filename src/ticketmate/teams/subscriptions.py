@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StrictBool, field_validator
@@ -25,6 +26,7 @@ from ticketmate.jira.events import EVENT_TYPE_LABELS, EventType
 from ticketmate.models import TeamsSubscription, TeamsWebhook
 from ticketmate.pagination import Page, fetch_page
 from ticketmate.routing.filters import ANY_LEVEL, SECURITY_FILTER
+from ticketmate.routing.preview import Preview, preview
 from ticketmate.teams.webhooks import StrictInput, TeamsError, WebhookId, no_null
 from ticketmate.timeutil import rfc3339
 from ticketmate.workspaces.generation import bump_generation
@@ -324,6 +326,30 @@ def create_subscription(
     )
     log.info("teams subscription %s created (%s)", subscription.id, subscription.event_type)
     return subscription, webhook.channel_name
+
+
+def preview_subscription(
+    session: Session,
+    workspace_id: str,
+    data: SubscriptionCreate,
+    *,
+    now: datetime,
+    retention_days: int,
+) -> Preview:
+    """What a subscription with these settings would have sent lately (routing/preview.py).
+    The webhook is checked as `create_subscription` checks it; nothing is saved or audited."""
+    webhook = _subscription_webhook(session, workspace_id, data.webhook_id)
+    return preview(
+        session,
+        workspace_id,
+        event_type=data.event_type,
+        filters=data.filters.as_stored(),
+        enabled=data.enabled,
+        webhook_enabled=webhook.enabled,
+        channel_name=webhook.channel_name,
+        now=now,
+        retention_days=retention_days,
+    )
 
 
 def update_subscription(

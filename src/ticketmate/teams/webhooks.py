@@ -90,6 +90,18 @@ WebhookUrlText = Annotated[
     ),
 ]
 WebhookId = Annotated[str, Field(min_length=1, max_length=64)]
+# Storm control (delivery/storm.py). Bounds written out here, as the API documents them.
+STORM_MIN, STORM_MAX, STORM_SUGGESTED = 5, 1000, 40
+StormThreshold = Annotated[
+    int,
+    Field(
+        ge=STORM_MIN,
+        le=STORM_MAX,
+        description="When more than this many cards are waiting for the channel, combine them "
+        f"into summary cards of up to 20 events each ({STORM_MIN}–{STORM_MAX}; "
+        f"{STORM_SUGGESTED} is ten seconds of Teams' 4 per second). Null: off (the default).",
+    ),
+]
 
 
 class StrictInput(BaseModel):
@@ -103,6 +115,7 @@ class WebhookCreate(StrictInput):
     channel_name: ChannelName
     url: WebhookUrlText
     enabled: StrictBool = True
+    storm_threshold: StormThreshold | None = None
 
 
 class WebhookUpdate(StrictInput):
@@ -111,6 +124,8 @@ class WebhookUpdate(StrictInput):
     channel_name: ChannelName | None = None
     url: WebhookUrlText | None = None
     enabled: StrictBool | None = None
+    # Null turns storm control off; leave the field out to keep the current setting.
+    storm_threshold: StormThreshold | None = None
     save_untested: StrictBool = Field(
         default=False,
         description="With a new `url`: save it without sending the sample card first. "
@@ -150,6 +165,11 @@ class WebhookView(BaseModel):
     updated_at: str
     created_by: str | None
     disabled_reason: str | None = Field(description="Null, or why the system disabled it.")
+    storm_threshold: int | None = Field(
+        default=None,
+        description="Storm control: when more than this many cards are waiting, they are "
+        "combined into summary cards. Null: off.",
+    )
     health: WebhookHealth
 
     @classmethod
@@ -166,6 +186,7 @@ class WebhookView(BaseModel):
             updated_at=rfc3339(webhook.updated_at) or "",
             created_by=webhook.created_by,
             disabled_reason=webhook.disabled_reason,
+            storm_threshold=webhook.storm_threshold,
             health=WebhookHealth(
                 last_success_at=rfc3339(webhook.last_success_at),
                 last_failure_at=rfc3339(webhook.last_failure_at),
@@ -361,6 +382,7 @@ def create_webhook(
         workspace_id=workspace_id,
         channel_name=data.channel_name,
         enabled=data.enabled,
+        storm_threshold=data.storm_threshold,
         created_by=actor.email,
         consecutive_failures=0,
         consecutive_removed=0,
@@ -382,6 +404,7 @@ def create_webhook(
             "url_family": webhook.url_family,
             "url_masked": webhook.url_masked,
             "enabled": webhook.enabled,
+            "storm_threshold": webhook.storm_threshold,
         },
         request=request,
     )
@@ -468,6 +491,11 @@ def update_webhook(
             # Re-enabled by a person: the system's reason for disabling it no longer holds.
             webhook.disabled_reason = None
             webhook.consecutive_removed = 0
+    if "storm_threshold" in data.model_fields_set and (
+        data.storm_threshold != webhook.storm_threshold
+    ):
+        details["storm_threshold"] = {"from": webhook.storm_threshold, "to": data.storm_threshold}
+        webhook.storm_threshold = data.storm_threshold
     if not details:
         return webhook
     _flush(session)

@@ -83,7 +83,8 @@ def delivery_log(
     f = service.DeliveryFilter(status or None, webhook_id or None, event_type or None, since)
     with svc.db.transaction() as session:
         rows, next_cursor = service.list_deliveries(session, p.workspace_id, f, _page(cursor))
-        deliveries = [delivery_api.delivery_out(d) for d in rows]
+        folded = service.folded_counts(session, [d.id for d in rows])
+        deliveries = [delivery_api.delivery_out(d, folded.get(d.id, 0)) for d in rows]
         chart = build_chart(chart_rows(session, p.workspace_id, window_start(now)), now)
         depth = queue_depth(session, p.workspace_id)
         webhooks = webhook_choices(session, p.workspace_id)
@@ -131,7 +132,11 @@ def delivery_detail(request: Request, p: AdminView, svc: Svc, delivery_id: str) 
             raise ApiError(
                 404, "delivery_not_found", "There is no such delivery in this workspace."
             ) from None
-        detail = delivery_api.detail_out(delivery, service.attempts_of(session, delivery.id))
+        detail = delivery_api.detail_out(
+            delivery,
+            service.attempts_of(session, delivery.id),
+            service.folded_into_this(session, delivery.id),
+        )
     return page(
         request,
         "teams/delivery_detail.html",

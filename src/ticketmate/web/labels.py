@@ -11,6 +11,7 @@ DELIVERY_STATUS_LABELS: dict[str, str] = {
     "delivered": "Delivered",
     "dead_letter": "Dead letter",
     "skipped": "Skipped",
+    "folded": "Folded into a summary",
 }
 
 # Human label, then the stored action name beside it: "Webhook created · teams.webhook.created".

@@ -4,7 +4,9 @@ The views only translate between forms and the Teams service (teams/service.py);
 Connection goes through the API's own handlers (teams/api.py), so a test from the page is the
 test the API runs — same card, same client, same audit entry. Every form posts and redirects
 (303) without JavaScript; HTMX swaps the Test Connection result and the Enabled switches in
-place.
+place. Preview on Add/Edit Subscription (the API's preview, routing/preview.py) saves nothing:
+it comes back as the form with what its settings would have sent below it, swapped in place by
+HTMX.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.responses import Response
 
 from ticketmate.audit.http import actor_of, request_info
 from ticketmate.pagination import MAX_LIMIT, Page, decode_cursor
+from ticketmate.routing.preview import preview_days
 from ticketmate.security.urls import URL_FAMILIES
 from ticketmate.teams import api as teams_api
 from ticketmate.teams import service
@@ -30,6 +33,7 @@ from ticketmate.teams.subscriptions import (
     SubscriptionView,
 )
 from ticketmate.teams.webhooks import (
+    STORM_SUGGESTED,
     TeamsError,
     WebhookCreate,
     WebhookUpdate,
@@ -50,6 +54,8 @@ Cursor = Annotated[str | None, Query(max_length=128)]
 
 # Form field names where they differ from the service's field names.
 WEBHOOK_FIELDS: dict[str, str] = {}
+StormSwitch = Annotated[str, Form(max_length=8)]
+StormText = Annotated[str, Form(max_length=16)]
 WEBHOOK_EDIT_FIELDS = {"url": "replace_url"}
 SUBSCRIPTION_FIELDS = {
     **{f"filters.{name}": name for name in FILTER_NAMES},
@@ -100,6 +106,22 @@ class WebhookForm:
     test: teams_api.ConnectionTestOut | None = None
     # The Replace URL failed its test: the form offers "Save anyway".
     offer_untested: bool = False
+    # Storm control: the switch, and the threshold as typed (40 suggested while it is off).
+    storm: bool = False
+    storm_threshold: str = str(STORM_SUGGESTED)
+
+    def with_storm(self, storm: str, storm_threshold: str) -> WebhookForm:
+        self.storm = checkbox(storm)
+        self.storm_threshold = storm_threshold.strip() or str(STORM_SUGGESTED)
+        return self
+
+    def storm_value(self) -> int | str | None:
+        """What the API takes: null (off), or the number; text that is not one is passed on
+        as typed, for the body's validation to name."""
+        if not self.storm:
+            return None
+        text = self.storm_threshold
+        return int(text) if text.isascii() and text.isdigit() and len(text) < 9 else text
 
 
 def _webhook_form(
@@ -134,10 +156,17 @@ def create_webhook(
     channel_name: Text = "",
     url: Text = "",
     enabled: Annotated[str, Form(max_length=8)] = "",
+    storm: StormSwitch = "",
+    storm_threshold: StormText = "",
 ) -> Response:
-    form = WebhookForm(channel_name, url, checkbox(enabled))
+    form = WebhookForm(channel_name, url, checkbox(enabled)).with_storm(storm, storm_threshold)
     try:
-        data = WebhookCreate(channel_name=channel_name, url=url.strip(), enabled=form.enabled)
+        data = WebhookCreate(
+            channel_name=channel_name,
+            url=url.strip(),
+            enabled=form.enabled,
+            storm_threshold=form.storm_value(),  # type: ignore[arg-type]  # validated here
+        )
         with svc.db.transaction() as session:
             webhook = service.create_webhook(
                 session,
@@ -193,6 +222,8 @@ async def run_test_of_new_webhook(
     channel_name: Text = "",
     url: Text = "",
     enabled: Annotated[str, Form(max_length=8)] = "",
+    storm: StormSwitch = "",
+    storm_threshold: StormText = "",
 ) -> Response:
     """Test Connection on the Add Webhook form: the sample card to the URL typed, unsaved."""
     result = await _test_url(request, p, svc, url)
@@ -200,6 +231,7 @@ async def run_test_of_new_webhook(
         return _test_answer(request, p, result)
     # Without JavaScript the form comes back as it was typed, with the result under it.
     form = WebhookForm(channel_name, url, checkbox(enabled), test=result)
+    form.with_storm(storm, storm_threshold)
     return _webhook_form(request, p, form)
 
 
@@ -212,6 +244,8 @@ def _load_webhook(svc: Svc, p: AdminPage, webhook_id: str) -> WebhookView:
 def edit_webhook(request: Request, p: AdminView, svc: Svc, webhook_id: str) -> Response:
     webhook = _load_webhook(svc, p, webhook_id)
     form = WebhookForm(webhook.channel_name, "", webhook.enabled)
+    if webhook.storm_threshold is not None:
+        form.with_storm("on", str(webhook.storm_threshold))
     return _webhook_form(request, p, form, webhook)
 
 
@@ -231,14 +265,21 @@ async def update_webhook(
     replace_url: Text = "",
     enabled: Annotated[str, Form(max_length=8)] = "",
     save_untested: Annotated[str, Form(max_length=8)] = "",
+    storm: StormSwitch = "",
+    storm_threshold: StormText = "",
 ) -> Response:
     """Save the edit form. A Replace URL is tested with the sample card first, through the
     API's own PATCH, and saved only when Teams accepts it, or after "Save anyway"."""
     webhook = await run_in_threadpool(_load_webhook, svc, p, webhook_id)
     form = WebhookForm(channel_name, replace_url, checkbox(enabled))
+    form.with_storm(storm, storm_threshold)
     try:
         # An empty "Replace URL" keeps the saved URL: it is never shown, so never re-sent.
-        changes: dict[str, Any] = {"channel_name": channel_name, "enabled": form.enabled}
+        changes: dict[str, Any] = {
+            "channel_name": channel_name,
+            "enabled": form.enabled,
+            "storm_threshold": form.storm_value(),
+        }
         if replace_url.strip():
             changes["url"] = replace_url.strip()
             changes["save_untested"] = checkbox(save_untested)
@@ -275,6 +316,8 @@ async def run_test_of_saved_webhook(
     replace_url: Text = "",
     enabled: Annotated[str, Form(max_length=8)] = "",
     origin: Annotated[str, Form(max_length=8)] = "form",
+    storm: StormSwitch = "",
+    storm_threshold: StormText = "",
 ) -> Response:
     """Test Connection on a saved webhook: its saved URL, or the "Replace URL" typed."""
     webhook = await run_in_threadpool(_load_webhook, svc, p, webhook_id)
@@ -293,6 +336,7 @@ async def run_test_of_saved_webhook(
             f"{p.teams_url}/webhooks", f"Test of “{webhook.channel_name}”: {result.message}", kind
         )
     form = WebhookForm(channel_name, replace_url, checkbox(enabled), test=result)
+    form.with_storm(storm, storm_threshold)
     return _webhook_form(request, p, form, webhook)
 
 
@@ -438,6 +482,8 @@ class SubscriptionForm:
     # in `security_levels`, or any level.
     security_choice: str = "none"
     security_levels: str = ""
+    # Posted by the Preview button: show what these settings would send, save nothing.
+    preview: bool = False
 
 
 SECURITY_CHOICES = ("none", "levels", "any")
@@ -463,6 +509,7 @@ def _subscription_form(
     form: SubscriptionForm,
     subscription: SubscriptionView | None = None,
     status_code: int = 200,
+    preview: teams_api.SubscriptionPreviewOut | None = None,
 ) -> Response:
     with svc.db.transaction() as session:
         webhooks = webhook_choices(session, p.workspace_id)
@@ -474,6 +521,8 @@ def _subscription_form(
         tab="subscriptions",
         form=form,
         subscription=subscription,
+        preview=preview,
+        preview_days=preview_days(svc.settings.retention_days),
         webhooks=webhooks,
         event_types=event_type_choices(),
         suggestions=suggestions,
@@ -520,6 +569,7 @@ def posted_subscription(
     components: FilterField = "",
     security_choice: Annotated[str, Form(max_length=16)] = "none",
     security_levels: FilterField = "",
+    preview: Annotated[str, Form(max_length=8)] = "",
 ) -> SubscriptionForm:
     """The Add/Edit Subscription form as posted, the filter fields as typed."""
     typed = (projects, issue_types, statuses, priorities, labels, components)
@@ -531,6 +581,7 @@ def posted_subscription(
         filters,
         security_choice=security_choice,
         security_levels=security_levels,
+        preview=bool(preview),
     )
 
 
@@ -557,6 +608,8 @@ class _Refused(Exception):
 def create_subscription(
     request: Request, p: AdminAction, svc: Svc, form: PostedSubscription
 ) -> Response:
+    if form.preview:
+        return _previewed(request, p, svc, form)
     try:
         data = SubscriptionCreate(
             event_type=form.event_type,
@@ -586,6 +639,55 @@ def create_subscription(
     )
 
 
+def _previewed(
+    request: Request,
+    p: AdminPage,
+    svc: Svc,
+    form: SubscriptionForm,
+    subscription: SubscriptionView | None = None,
+) -> Response:
+    """The form as posted, with what its settings would have sent below it (the API's own
+    preview); nothing is saved. Invalid settings show their errors as Save shows them."""
+    try:
+        data = SubscriptionCreate(
+            event_type=form.event_type,
+            webhook_id=form.webhook_id,
+            enabled=form.enabled,
+            filters=_filters_of(form),
+        )
+        if _security_problem(form) is not None:
+            raise _Refused
+        result = teams_api.run_subscription_preview(data, p.ctx, svc)
+    except (ValidationError, _Refused) as exc:
+        form.errors = _subscription_errors(exc if isinstance(exc, ValidationError) else None, form)
+        return _subscription_form(request, p, svc, form, subscription, status_code=422)
+    except TeamsError as exc:
+        if exc.status_code == 404:
+            raise
+        form.errors = FormErrors.of_api_error(exc, SUBSCRIPTION_FIELDS)
+        return _subscription_form(request, p, svc, form, subscription, status_code=exc.status_code)
+    return _subscription_form(request, p, svc, form, subscription, preview=result)
+
+
+# Registered before `/subscriptions/{subscription_id}`, which would otherwise take "preview"
+# for a subscription's id.
+@router.post(f"{TEAMS}/subscriptions/preview")
+def preview_new_subscription(
+    request: Request, p: AdminAction, svc: Svc, form: PostedSubscription
+) -> Response:
+    """Preview on Add Subscription (HTMX swaps the form and its preview; without JavaScript
+    the page comes back whole)."""
+    return _previewed(request, p, svc, form)
+
+
+@router.post(f"{TEAMS}/subscriptions/{{subscription_id}}/preview")
+def preview_subscription_change(
+    request: Request, p: AdminAction, svc: Svc, subscription_id: str, form: PostedSubscription
+) -> Response:
+    """Preview on Edit Subscription: the settings as typed, not as saved."""
+    return _previewed(request, p, svc, form, _load_subscription(svc, p, subscription_id))
+
+
 def _load_subscription(svc: Svc, p: AdminPage, subscription_id: str) -> SubscriptionView:
     with svc.db.transaction() as session:
         subscription = service.get_subscription(session, p.workspace_id, subscription_id)
@@ -613,6 +715,8 @@ def update_subscription(
     request: Request, p: AdminAction, svc: Svc, subscription_id: str, form: PostedSubscription
 ) -> Response:
     view = _load_subscription(svc, p, subscription_id)
+    if form.preview:
+        return _previewed(request, p, svc, form, view)
     try:
         data = SubscriptionUpdate(
             event_type=form.event_type,
