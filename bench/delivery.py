@@ -147,7 +147,9 @@ def drain(
     processes = [common.worker(env, 64, f"worker{n}") for n in range(workers)]
     engine = sqlalchemy.create_engine(normalise_database_url(database))
     result: dict[str, Any] = {}
-    profiler = common.Profile(processes[0].pid, "delivery") if profile else None
+    # Started once the first card is delivered, so that the profile shows the steady state,
+    # not the worker's imports and start-up.
+    profiler: common.Profile | None = None
     try:
         last_count, last_change = -1, time.monotonic()
         while True:
@@ -163,6 +165,8 @@ def drain(
                         )
                     ).scalar_one()
                 )
+            if profile and profiler is None and count > 0:
+                profiler = common.Profile(processes[0].pid, "delivery")
             if count >= expected:
                 break
             if count != last_count:
