@@ -173,6 +173,29 @@ def test_never_more_than_four_requests_in_any_second_at_the_receiver(
     assert times[-1] - times[0] < 4.5  # and the limit is used, not overshot by far
 
 
+def test_a_timer_that_fires_early_does_not_break_the_limit(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvloop's timers count whole milliseconds from the loop's cached time and may fire a
+    little early; the worker must not trust a sleep to have lasted as long as asked."""
+    import asyncio
+
+    real_sleep = asyncio.sleep
+
+    async def early(delay: float, result: object = None) -> object:
+        return await real_sleep(max(0.0, delay - 0.01), result)
+
+    monkeypatch.setattr(asyncio, "sleep", early)
+    channel(svc, workspace, sink, "/workflows/eng")
+    for n in range(9):
+        store_and_route(svc, workspace.id, event(["issue_created"], key=f"DEMO-{n}"))
+    drain(svc)
+    times = [r.at for r in sink.received("/workflows/eng")]
+    assert len(times) == 9
+    spans = [later - earlier for earlier, later in zip(times, times[4:], strict=False)]
+    assert min(spans) >= 1.0, spans
+
+
 def test_rate_limit_holds_across_lane_holders(
     svc: Services, workspace: MadeWorkspace, sink: TeamsSink
 ) -> None:
