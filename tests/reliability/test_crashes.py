@@ -133,8 +133,16 @@ def test_the_web_app_killed_mid_burst_stores_each_acknowledged_event_exactly_onc
     channels, per_channel = size(4, 20), size(50, 100)
     bodies = channels_with_events(svc, workspace, sink, channels, per_channel)
     with deployment(database_url, tmp_path, **LEASE) as running:
-        # Jira retries for long enough to outlast a restart of the web app.
-        sender = JiraSender(lambda: running.url, workspace, attempts=10, backoff_seconds=0.5)
+        # Jira retries for long enough to outlast a restart of the web app, and sends at a
+        # pace that makes the burst last a few seconds: however fast the intake, the kill
+        # lands inside it.
+        sender = JiraSender(
+            lambda: running.url,
+            workspace,
+            attempts=10,
+            backoff_seconds=0.5,
+            per_second=len(bodies) / 3,
+        )
         burst = sender.deliveries(bodies)
         jira = sending(sender, burst)
         deadline = time.monotonic() + 60

@@ -74,8 +74,12 @@ class JiraSender:
         attempts: int = 6,
         timeout_seconds: float = 10.0,
         backoff_seconds: float = 0.2,
+        per_second: float | None = None,
     ) -> None:
         self.base_url = base_url
+        # Jira's own pace, when a test needs the burst to last (a kill must land inside it
+        # however fast the intake is); None sends as fast as the connections allow.
+        self.per_second = per_second
         self.workspace = workspace
         self.attempts = attempts  # the first try and five retries
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
@@ -94,11 +98,19 @@ class JiraSender:
             queue.put_nowait(delivery)
         # force_close: a new connection per try, so a restarted server is met afresh.
         connector = aiohttp.TCPConnector(force_close=True, limit=concurrency)
+        loop = asyncio.get_running_loop()
+        next_start = loop.time()
         async with aiohttp.ClientSession(connector=connector, timeout=self.timeout) as session:
 
             async def lane() -> None:
+                nonlocal next_start
                 while not queue.empty():
-                    await self._deliver(session, queue.get_nowait())
+                    delivery = queue.get_nowait()
+                    if self.per_second:
+                        start = max(next_start, loop.time())
+                        next_start = start + 1 / self.per_second
+                        await asyncio.sleep(start - loop.time())
+                    await self._deliver(session, delivery)
 
             await asyncio.gather(*(lane() for _ in range(concurrency)))
 

@@ -38,6 +38,9 @@ def make_subscription(
     webhook_id: str,
     event_type: str,
     enabled: bool = True,
+    *,
+    combine: str = "off",
+    digest: str = "off",
     **filters: list[str],
 ) -> str:
     with svc.db.transaction() as session:
@@ -49,6 +52,8 @@ def make_subscription(
                 webhook_id=webhook_id,
                 enabled=enabled,
                 filters=subscriptions.SubscriptionFilters(**filters),
+                combine=combine,  # type: ignore[arg-type]  # validated by the model
+                digest=digest,
             ),
             actor=ADMIN,
         )

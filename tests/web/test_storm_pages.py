@@ -98,7 +98,7 @@ def test_the_log_links_folded_deliveries_and_their_summary_both_ways(
     log = admin.client.get(f"{T}/deliveries").text
     assert log.count(f'into <a href="{T}/deliveries/{summary.id}">its summary</a>') == 6
     assert "summary of 7 events" in log
-    assert "Folded into a summary" in admin.client.get(f"{T}/deliveries?status=folded").text
+    assert "Folded into another card" in admin.client.get(f"{T}/deliveries?status=folded").text
     detail = admin.client.get(f"{T}/deliveries/{summary.id}").text
     for d in folded:
         assert f'<a href="{T}/deliveries/{d.id}">{d.id}</a>' in detail

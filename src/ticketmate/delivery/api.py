@@ -28,8 +28,10 @@ from ticketmate.timeutil import Rfc3339Time, rfc3339, utcnow
 
 router = APIRouter(prefix="/api/v1/workspaces/{slug}/teams/deliveries", tags=["delivery log"])
 
-# `folded`: storm control combined its card into a summary, the delivery `folded_into`.
-Status = Literal["pending", "in_flight", "delivered", "dead_letter", "skipped", "folded"]
+# `folded`: another delivery's card carried its event (a storm summary, a combined card or a
+# digest: that delivery's `card_kind`), the delivery `folded_into`. `held`: waiting for its
+# subscription's digest.
+Status = Literal["pending", "in_flight", "delivered", "dead_letter", "skipped", "folded", "held"]
 
 
 class DeliveryOut(BaseModel):
@@ -51,6 +53,19 @@ class DeliveryOut(BaseModel):
     # and, on a summary, how many deliveries were folded into it besides its own event.
     folded_into: str | None = None
     folded_count: int = 0
+    card_kind: str | None = Field(
+        default=None,
+        description=(
+            "What the card stands for when it carries other deliveries: combined (updates to "
+            "one issue), storm (a channel's backlog) or digest."
+        ),
+    )
+    combine_until: str | None = Field(
+        default=None, description="A combined card waits for more updates to its issue until then."
+    )
+    digest_of: str | None = Field(
+        default=None, description="The digest subscription that holds or held this delivery."
+    )
 
 
 class AttemptOut(BaseModel):
@@ -70,7 +85,7 @@ class DeliveryDetailOut(DeliveryOut):
     subscription_ids: list[str]
     folded: list[str] = Field(
         default_factory=list,
-        description="On a storm summary: the deliveries folded into it, oldest first.",
+        description="On a card that carries others: the deliveries folded into it, oldest first.",
     )
 
 
@@ -111,6 +126,9 @@ def delivery_out(d: IntegrationDelivery, folded_count: int = 0) -> DeliveryOut:
         next_attempt_at=rfc3339(d.next_attempt_at) if waiting else None,
         folded_into=d.folded_into,
         folded_count=folded_count,
+        card_kind=d.card_kind,
+        combine_until=rfc3339(d.combine_until) if d.combine_until and waiting else None,
+        digest_of=d.digest_of,
     )
 
 

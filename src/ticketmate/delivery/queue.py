@@ -20,6 +20,8 @@ Guarantees kept here:
 - Lanes of paused (429) or disabled webhooks are not claimed.
 - Storm control: on a webhook with a storm threshold, the claim or top-up first folds a
   backlog of first attempts into summary cards (delivery/storm.py), in the same transaction.
+- Combined cards (routing/combine.py) are drawn when their head is taken, after it is marked
+  in flight (delivery/combined.py).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from ticketmate.audit import service as audit
-from ticketmate.delivery import storm
+from ticketmate.delivery import combined, storm
 from ticketmate.delivery.retry import RetryPolicy, channel_pause
 from ticketmate.metrics import DELIVERIES_FINISHED, LEASE_EXPIRIES
 from ticketmate.models import (
@@ -223,6 +225,9 @@ def _due_rows(session: Session, webhook_ids: list[str], now: datetime, limit: in
         D.subscription_ids,
         D.workspace_id,
         D.status,
+        D.event_id,
+        D.event_type,
+        D.combine_until,
     )
     if len(webhook_ids) == 1:
         return list(
@@ -302,6 +307,10 @@ def _take(
             .values(status="in_flight", locked_until=now + lease, worker_id=worker_id)
             .execution_options(synchronize_session=False)
         )
+    # A combining head whose window closed: its card is drawn now, after it is marked in
+    # flight, so nothing joins it from here on (routing/combine.py).
+    heads = [r for r in send if r.combine_until is not None and r.attempt_count == 0]
+    drawn = combined.draw_combined(_core(session), heads) if heads else {}
     # Counted at the claim (a claim rolled back is rare and only over-counts): a due row still
     # in flight is one whose worker's lease ran out.
     expired = sum(1 for r in send if r.status == "in_flight")
@@ -315,7 +324,7 @@ def _take(
                 r.id,
                 r.webhook_id,
                 r.workspace_id,
-                r.message.encode(),
+                drawn.get(r.id) or r.message.encode(),
                 r.attempt_count,
                 r.attempts_before_replay,
             )

@@ -55,6 +55,9 @@ def _waiting_first_attempts(webhook_id: str) -> Any:
         status_in(DUE_STATUSES),  # repeated literally: the lane's partial index serves it
         D.status == "pending",
         D.attempt_count == 0,
+        # A card waiting to combine updates to its issue already carries others; it is sent
+        # on its own when its window closes (routing/combine.py).
+        D.combine_until.is_(None),
     )
 
 
@@ -152,6 +155,7 @@ def _fold(
         .where(D.id == first.id)
         .values(
             message=message.decode(),
+            card_kind="storm",
             subscription_ids=subscription_ids,
             next_attempt_at=min(r.next_attempt_at for r in group),
             updated_at=now,

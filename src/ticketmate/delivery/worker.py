@@ -52,7 +52,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ticketmate.db import AsyncDatabase
-from ticketmate.delivery import queue
+from ticketmate.delivery import digests, queue
 from ticketmate.delivery.completions import CompletionFailed, CompletionWriter
 from ticketmate.delivery.queue import Completion, Lane, Work
 from ticketmate.delivery.retry import RetryPolicy
@@ -190,6 +190,7 @@ class TeamsDeliveryWorker:
         self._executor: ThreadPoolExecutor | None = None
         self._requests: asyncio.Semaphore | None = None
         self._last_purge = 0.0
+        self._last_digests = 0.0
         self._resting = 0  # held lanes sleeping for their channel's rate limit
         self._maybe_more = False  # the last claim was capped: more lanes may be due
         self._reclaim: asyncio.TimerHandle | None = None
@@ -264,6 +265,7 @@ class TeamsDeliveryWorker:
         poll = self.settings.worker_poll_seconds
         while not self._stopping.is_set():
             self._wake.clear()
+            await self._digests()
             claimed = await self._claim()
             if once and not claimed and not self._lanes:
                 return
@@ -326,6 +328,21 @@ class TeamsDeliveryWorker:
         if self._maybe_more:
             self._reclaim_soon()
         return len(claimed)
+
+    async def _digests(self) -> None:
+        """Queue the digests whose time has come (delivery/digests.py), once a poll interval;
+        a digest queued is claimed at once."""
+        if time.monotonic() - self._last_digests < min(self.settings.worker_poll_seconds, 5):
+            return
+        self._last_digests = time.monotonic()
+        now = self.clock()
+        try:
+            made = await self._session(lambda session: digests.queue_due_digests(session, now=now))
+        except Exception:
+            log.exception("queuing digests failed; trying again at the next poll")
+            return
+        if made:
+            log.info("queued %d digest(s)", len(made))
 
     async def _housekeeping(self) -> None:
         if time.monotonic() - self._last_purge < PURGE_EVERY_SECONDS:

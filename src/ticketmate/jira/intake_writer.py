@@ -15,7 +15,8 @@ delays it) and, in ONE transaction on the asynchronous engine:
 4. pins each event's link to the workspace's Jira site (learning it from a signed event),
    and records or fills in each issue's security level (jira/security.py);
 5. routes the events through the workspace's SubscriptionIndex into delivery rows
-   (routing/router.py plan_deliveries, pure);
+   (routing/router.py plan_deliveries, pure), and folds those that combine into the open card
+   of their issue and channel (routing/combine.py);
 6. inserts the events in one multi-row INSERT … ON CONFLICT DO NOTHING RETURNING, the
    deliveries in another, NOTIFYs the workers once, and commits.
 
@@ -64,6 +65,7 @@ from ticketmate.metrics import (
     JIRA_EVENTS,
 )
 from ticketmate.models import IntegrationDelivery, JiraEventRecord, Workspace
+from ticketmate.routing.combine import join_open_cards
 from ticketmate.routing.index import SubscriptionIndex
 from ticketmate.routing.router import MATCHED_IDS_LIMIT, NOTIFY_CHANNEL, plan_deliveries
 from ticketmate.security.crypto import DecryptionError
@@ -256,6 +258,7 @@ class IntakeWriter:
             await _insert(conn, stored, now)
             deliveries = [row for event in stored for row in event.deliveries]
             if deliveries:
+                await join_open_cards(conn, deliveries, now)
                 await insert_rows(conn, DELIVERIES_TABLE, deliveries)
                 if conn.dialect.name == "postgresql":
                     # Heard by the workers when this transaction commits, not before.

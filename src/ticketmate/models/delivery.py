@@ -9,11 +9,20 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketmate.models.base import Base, Timestamps, UTCDateTime, id_column
 
-DELIVERY_STATUSES = ("pending", "in_flight", "delivered", "dead_letter", "skipped", "folded")
+DELIVERY_STATUSES = (
+    "pending",
+    "in_flight",
+    "delivered",
+    "dead_letter",
+    "skipped",
+    "folded",
+    "held",
+)
 # Rows a worker may still have to send. The partial indexes below cover only these, so
 # claiming stays fast however many finished rows the log keeps.
 DUE_CONDITION = "status IN ('pending', 'in_flight')"
-# `folded`: combined into a storm summary (delivery/storm.py), which carries its event.
+# `folded`: carried by another delivery's card (a storm summary, a combined card, a digest).
+# `held`: waiting for its subscription's digest (delivery/digests.py); neither due nor done.
 FINISHED_CONDITION = "status IN ('delivered', 'skipped', 'folded')"
 
 
@@ -41,6 +50,22 @@ class IntegrationDelivery(Timestamps, Base):
             "updated_at",
             postgresql_where=text(FINISHED_CONDITION),
             sqlite_where=text(FINISHED_CONDITION),
+        ),
+        # Deliveries waiting for a subscription's digest, oldest first.
+        Index(
+            "ix_delivery_held_for_digest",
+            "digest_of",
+            "id",
+            postgresql_where=text("status = 'held'"),
+            sqlite_where=text("status = 'held'"),
+        ),
+        # The intake's look for a card still waiting for more updates to its issue.
+        Index(
+            "ix_delivery_combining",
+            "webhook_id",
+            "issue_key",
+            postgresql_where=text("combine_until IS NOT NULL AND status = 'pending'"),
+            sqlite_where=text("combine_until IS NOT NULL AND status = 'pending'"),
         ),
         # The deliveries folded into a storm summary, from the summary's side.
         Index(
@@ -84,6 +109,13 @@ class IntegrationDelivery(Timestamps, Base):
     # reuses the row of the first event it combines). Not a foreign key: retention purges
     # both sides independently.
     folded_into: Mapped[str | None] = mapped_column(String(26), nullable=True)
+    # Combining (routing/combine.py): this delivery waits until then for more updates to its
+    # issue on its channel; each that comes is folded into it and its card drawn when taken.
+    combine_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # What the card stands for when it carries other deliveries: combined, storm or digest.
+    card_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Status `held`: the subscription whose digest will carry this delivery's event.
+    digest_of: Mapped[str | None] = mapped_column(String(26), nullable=True)
 
 
 class DeliveryAttempt(Base):

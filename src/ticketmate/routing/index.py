@@ -64,6 +64,10 @@ class Match:
     event_type: str
     webhook_id: str
     channel_name: str
+    # How its deliveries are grouped (routing/combine.py): a combining window in seconds, or
+    # held for its digest; neither: a card per event.
+    combine_seconds: int | None = None
+    digest: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,8 @@ class IndexedSubscription:
     webhook_id: str
     channel_name: str
     webhook_enabled: bool
+    combine_seconds: int | None = None
+    digest: bool = False
 
 
 def _folded(values: Any) -> frozenset[str]:
@@ -239,6 +245,8 @@ class SubscriptionIndex:
                 subscription.event_type,
                 subscription.webhook_id,
                 subscription.channel_name,
+                subscription.combine_seconds,
+                subscription.digest,
             ),
             checks,
             _folded(filters.get(SECURITY_FILTER) or ()),
@@ -305,7 +313,17 @@ def load_index(session: Session, workspace_id: str) -> SubscriptionIndex:
     withhold_unknown = bool(settings[1]) if settings else False
     S, W = TeamsSubscription, TeamsWebhook
     rows = session.execute(
-        select(S.id, S.event_type, S.enabled, S.filters, S.webhook_id, W.channel_name, W.enabled)
+        select(
+            S.id,
+            S.event_type,
+            S.enabled,
+            S.filters,
+            S.webhook_id,
+            W.channel_name,
+            W.enabled,
+            S.combine_seconds,
+            S.digest,
+        )
         .join(W, W.id == S.webhook_id)
         .where(S.workspace_id == workspace_id)
         .order_by(S.id)
@@ -322,6 +340,8 @@ def load_index(session: Session, workspace_id: str) -> SubscriptionIndex:
                 webhook_id=row[4],
                 channel_name=row[5],
                 webhook_enabled=bool(row[6]),
+                combine_seconds=row[7] or None,
+                digest=row[8] is not None,
             )
             for row in rows
         ),

@@ -8,14 +8,28 @@ workspace's setting for unknown security levels as they are now. So the preview 
 router will do cannot disagree: both call the same pure functions on the same envelopes.
 
 It answers:
-    cards           how many cards these settings would have sent (one per matching event;
-                    coalescing and digests are not part of the product yet)
+    cards           how many cards these settings would have sent, after combining or a
+                    digest (see "Grouping" below); one per matching event with neither
+    events_matched  how many events matched
+    grouping        the grouping in words ("combining updates within 30 s", "as a daily
+                    digest at 09:00 (Europe/Berlin)"), None with neither; `note` says how
+                    the cards were counted
     matching        up to MATCHING_SHOWN of the matching events, newest first, with the title
                     their card would carry
     reasons         for the events that did not match, the most common reasons with their
                     counts ("project OPS not in [DEMO]": 412), most common first
     considered      how many events were looked at, and since when; `capped` when more were
                     stored than a preview reads (the newest MAX_EVENTS are read)
+
+Grouping replays the matching events in received order, as routing/combine.py and
+delivery/digests.py would have sent them to this one channel:
+    combining       per issue, a window opens at its first event and takes the events that
+                    arrive before it closes (at most COMBINE_AT_MOST a card); a later event
+                    opens the next window. One card per window; an event without an issue
+                    key is one card, as it is never combined.
+    digest          one card per digest period (ending at DigestSchedule.next_after) with at
+                    least one matching event; the period still open, holding the newest
+                    events, counts too. Empty periods send nothing.
 
 Events that were not routed (ignored, rejected, second reports of a comment) are left out, as
 the router never saw them.
@@ -35,18 +49,30 @@ from sqlalchemy.orm import Session
 from ticketmate.ids import id_floor
 from ticketmate.jira.events import EventType, JiraEvent
 from ticketmate.models import JiraEventRecord, Workspace
+from ticketmate.routing.combine import COMBINE_AT_MOST
 from ticketmate.routing.explanation import why_not
 from ticketmate.teams.cards import headline
+from ticketmate.teams.digest_schedule import DigestSchedule, parse_schedule
 
 PREVIEW_DAYS = 7
 MATCHING_SHOWN = 20
 REASONS_SHOWN = 10
 MAX_EVENTS = 5000  # a preview reads at most this many events (the newest)
 READ_BATCH = 500
-# Said with every preview: the card count is one card per matching event.
+# Said with every preview, how its cards were counted: with neither combining nor a digest,
 NOTE = (
     "One card per matching event: combining updates to the same issue and digests are not "
-    "applied, as subscriptions have neither yet."
+    "applied, as these settings choose neither."
+)
+# combining (the window in words),
+COMBINE_NOTE = (
+    "Updates to the same issue within {window} of the first are counted as one card (at most "
+    f"{COMBINE_AT_MOST} events a card); events without an issue are one card each."
+)
+# or a digest.
+DIGEST_NOTE = (
+    "One card per digest period with a matching event, the period still open included; a "
+    "period without one sends nothing."
 )
 # Ids are made at the intake just after `received_at` is taken, so an id bound a minute below
 # the window lets the (workspace_id, id) index do the narrowing; received_at decides.
@@ -71,10 +97,13 @@ class PreviewReason:
 class Preview:
     since: datetime
     considered: int = 0
-    cards: int = 0
+    cards: int = 0  # after combining or a digest
     capped: bool = False
     matching: list[PreviewedEvent] = field(default_factory=list)
     reasons: list[PreviewReason] = field(default_factory=list)
+    events_matched: int = 0
+    grouping: str | None = None  # None: one card per matching event
+    note: str = NOTE
 
 
 def preview_days(retention_days: int) -> int:
@@ -97,10 +126,16 @@ def preview(
     channel_name: str,
     now: datetime,
     retention_days: int,
+    combine_seconds: int | None = None,
+    digest_schedule: str | None = None,
 ) -> Preview:
-    """What a subscription with these settings would have sent; see the module docstring."""
+    """What a subscription with these settings would have sent; see the module docstring.
+    `combine_seconds` and `digest_schedule` as the subscription stores them (None: off)."""
     since = preview_window(now, retention_days)
     result = Preview(since=since)
+    schedule = parse_schedule(digest_schedule) if digest_schedule else None
+    # (received_at, record id, issue key) of every matching event, newest first.
+    matched: list[tuple[datetime, str, str | None]] = []
     withhold_unknown = bool(
         session.scalar(
             select(Workspace.withhold_unknown_security).where(Workspace.id == workspace_id)
@@ -122,9 +157,9 @@ def preview(
         if reason is not None:
             reasons[reason] += 1
             continue
-        result.cards += 1
+        issue = event.issue
+        matched.append((received_at, record_id, issue.key if issue else None))
         if len(result.matching) < MATCHING_SHOWN:
-            issue = event.issue
             result.matching.append(
                 PreviewedEvent(
                     record_id,
@@ -136,7 +171,62 @@ def preview(
     result.reasons = [
         PreviewReason(reason, count) for reason, count in _most_common(reasons, REASONS_SHOWN)
     ]
+    result.events_matched = len(matched)
+    in_order = sorted(matched)  # as they were received
+    if schedule is not None:
+        result.cards = digest_cards([at for at, _, _ in in_order], schedule)
+        result.grouping, result.note = digest_words(schedule), DIGEST_NOTE
+    elif combine_seconds:
+        window = timedelta(seconds=combine_seconds)
+        result.cards = combined_cards([(at, key) for at, _, key in in_order], window)
+        words = window_words(combine_seconds)
+        result.grouping = f"combining updates within {words}"
+        result.note = COMBINE_NOTE.format(window=words)
+    else:
+        result.cards = len(matched)
     return result
+
+
+def combined_cards(events: Sequence[tuple[datetime, str | None]], window: timedelta) -> int:
+    """Cards for (received_at, issue key) events, oldest first, combined as routing/combine.py
+    does: per issue, a window from its first event takes those received before it closes, up
+    to COMBINE_AT_MOST; the next opens a new one. Without an issue key, one card each."""
+    cards = 0
+    open_windows: dict[str, tuple[datetime, int]] = {}  # issue key → (closes at, events)
+    for received_at, issue_key in events:
+        if issue_key is not None:
+            found = open_windows.get(issue_key)
+            if found is not None and received_at < found[0] and found[1] < COMBINE_AT_MOST:
+                open_windows[issue_key] = (found[0], found[1] + 1)
+                continue
+            open_windows[issue_key] = (received_at + window, 1)
+        cards += 1
+    return cards
+
+
+def digest_cards(received: Sequence[datetime], schedule: DigestSchedule) -> int:
+    """Digest periods (each ends at the schedule's next time after its events) holding at
+    least one of these times, oldest first."""
+    cards = 0
+    ends: datetime | None = None
+    for received_at in received:
+        if ends is None or received_at >= ends:
+            ends = schedule.next_after(received_at)
+            cards += 1
+    return cards
+
+
+def window_words(seconds: int) -> str:
+    """A combining window in words: "30 s", "1 min"."""
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+def digest_words(schedule: DigestSchedule) -> str:
+    if schedule.hourly or schedule.at is None:
+        return "as an hourly digest, on the hour (UTC)"
+    return f"as a daily digest at {schedule.at:%H:%M} ({schedule.zone})"
 
 
 def _most_common(reasons: Counter[str], limit: int) -> list[tuple[str, int]]:

@@ -34,6 +34,7 @@ from ticketmate.ids import new_id
 from ticketmate.jira.events import EventType, JiraEvent
 from ticketmate.metrics import DELIVERIES_QUEUED
 from ticketmate.models import IntegrationDelivery, JiraEventRecord
+from ticketmate.routing.combine import grouping, join_open_cards_sync
 from ticketmate.routing.index import Match, SubscriptionIndex, load_index
 from ticketmate.teams.cards import most_specific, render_message
 
@@ -53,16 +54,24 @@ class RoutingResult:
 def plan_deliveries(
     workspace_id: str, event_id: str, event: JiraEvent, matches: list[Match], now: datetime
 ) -> list[dict[str, Any]]:
-    """One pending delivery per channel for the matched subscriptions, in the order their
-    channels first match; the card is the most specific event type among a channel's
-    subscriptions, rendered once per card type."""
+    """One delivery per channel for the matched subscriptions, in the order their channels
+    first match; the card is the most specific event type among a channel's subscriptions,
+    rendered once per card type.
+
+    Grouping (routing/combine.py): a channel that only digest subscriptions take gets a `held`
+    delivery for the first of them; one whose every other subscription combines updates gets
+    a delivery that waits for more updates to its issue (the shortest window of them). A
+    subscription of either kind that shares a channel with one sending each event at once
+    adds nothing: the channel gets the event now, once."""
     by_webhook: dict[str, list[Match]] = {}
     for match in matches:
         by_webhook.setdefault(match.webhook_id, []).append(match)
     rendered: dict[EventType, str] = {}
     rows = []
     issue = event.issue
-    for webhook_id, subscriptions in by_webhook.items():
+    for webhook_id, taking in by_webhook.items():
+        now_or_combined = [s for s in taking if not s.digest]
+        subscriptions = now_or_combined or taking
         card_type = most_specific([EventType(s.event_type) for s in subscriptions])
         if card_type not in rendered:
             rendered[card_type] = render_message(event, card_type).decode()
@@ -84,6 +93,7 @@ def plan_deliveries(
                 "next_attempt_at": now,
                 "created_at": now,
                 "updated_at": now,
+                **grouping(subscriptions, issue.key if issue else None, now),
             }
         )
     return rows
@@ -115,6 +125,7 @@ class EventRouter:
         matches = index.match(event)
         rows = plan_deliveries(record.workspace_id, record.id, event, matches, self.now)
         if rows:
+            join_open_cards_sync(self.session.connection(), rows, self.now)
             self.session.execute(insert(IntegrationDelivery), rows)
             DELIVERIES_QUEUED.inc(len(rows))
         record_outcome(record, matches, index)

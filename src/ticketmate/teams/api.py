@@ -29,7 +29,6 @@ from ticketmate.errors import (
 from ticketmate.models import TeamsWebhook
 from ticketmate.pagination import PageParams
 from ticketmate.routing.preview import MAX_EVENTS, Preview
-from ticketmate.routing.preview import NOTE as PREVIEW_NOTE
 from ticketmate.security.auth import AdminContext, WorkspaceAdmin
 from ticketmate.security.crypto import DecryptionError
 from ticketmate.security.masking import mask_url
@@ -125,7 +124,12 @@ class PreviewReasonOut(BaseModel):
 
 
 class SubscriptionPreviewOut(BaseModel):
-    cards: int = Field(description="How many cards these settings would have sent.")
+    cards: int = Field(
+        description=(
+            "How many cards these settings would have sent, after combining or a digest; "
+            "without either, one per matching event."
+        )
+    )
     considered: int = Field(description="How many stored events were looked at.")
     since: str = Field(description="The start of the window: 7 days ago, or the retention period.")
     capped: bool = Field(
@@ -140,10 +144,31 @@ class SubscriptionPreviewOut(BaseModel):
     reasons: list[PreviewReasonOut] = Field(
         description="For the events that did not match, the most common reasons, most common first."
     )
-    note: str
+    note: str = Field(description="How the cards were counted.")
+    # Answered only when the settings combine or digest (the route leaves out what is unset),
+    # so a preview without either answers as before.
+    events_matched: int | None = Field(
+        default=None,
+        description=(
+            "How many events matched, gathered into `cards`. Only when the settings combine "
+            "updates or send a digest; otherwise `cards` is that number."
+        ),
+    )
+    grouping: str | None = Field(
+        default=None,
+        description=(
+            'How the matching events were gathered into cards, in words ("combining updates '
+            'within 30 s", "as a daily digest at 09:00 (Europe/Berlin)"). Only with either.'
+        ),
+    )
 
     @classmethod
     def of(cls, result: Preview) -> SubscriptionPreviewOut:
+        grouped = (
+            {"events_matched": result.events_matched, "grouping": result.grouping}
+            if result.grouping is not None
+            else {}
+        )
         return cls(
             cards=result.cards,
             considered=result.considered,
@@ -159,7 +184,8 @@ class SubscriptionPreviewOut(BaseModel):
                 for e in result.matching
             ],
             reasons=[PreviewReasonOut(reason=r.reason, events=r.events) for r in result.reasons],
-            note=PREVIEW_NOTE,
+            note=result.note,
+            **grouped,
         )
 
 
@@ -533,15 +559,18 @@ def create_subscription(
     "/subscriptions/preview",
     summary="Preview a subscription before saving it",
     responses=error_responses(*WORKSPACE_CHANGE, *BODY),
+    # `events_matched` and `grouping` only when the settings combine or digest.
+    response_model_exclude_unset=True,
 )
 def run_subscription_preview(
     body: SubscriptionCreate, ctx: WorkspaceAdmin, svc: Svc
 ) -> SubscriptionPreviewOut:
     """What a subscription with this body (as for `POST …/subscriptions`) would have sent over
     the stored events of the last 7 days, or of the retention period if it is shorter: the
-    number of cards, up to 20 of the matching events with their card titles, and the most
-    common reasons the others would not match. It uses the router's own rules. Nothing is
-    saved and nothing is audited."""
+    number of cards (after combining or a digest, with `events_matched` and `grouping` then),
+    up to 20 of the matching events with their card titles, and the most common reasons the
+    others would not match. It uses the router's own rules. Nothing is saved and nothing is
+    audited."""
     with svc.db.transaction() as session:
         result = preview_subscription(
             session,

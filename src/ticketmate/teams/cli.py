@@ -1,5 +1,6 @@
-"""`ticketmate teams webhook|subscription add|list|remove` (and `subscription update`, for the
-security levels a subscription may post): the API's rules, from a shell.
+"""`ticketmate teams webhook|subscription add|update|list|remove`: the API's rules, from a
+shell. `webhook update` sets storm control; `subscription update` the security levels a
+subscription may post and how its updates are grouped (combined, or sent as a digest).
 
 Every command acts as a named workspace administrator (`--as EMAIL`), so its changes are
 audit-logged to that person, with the same validation as the API.
@@ -20,13 +21,22 @@ from ticketmate.errors import CommandError
 from ticketmate.pagination import MAX_LIMIT, Page
 from ticketmate.state import Services
 from ticketmate.teams import subscriptions, webhooks
+from ticketmate.teams.digest_schedule import ScheduleError, combine_text, parse_combine
 from ticketmate.teams.subscriptions import (
+    DIGEST_OFF,
     SubscriptionCreate,
     SubscriptionFilters,
     SubscriptionUpdate,
     SubscriptionView,
 )
-from ticketmate.teams.webhooks import WebhookCreate, WebhookView
+from ticketmate.teams.webhooks import (
+    STORM_MAX,
+    STORM_MIN,
+    STORM_SUGGESTED,
+    WebhookCreate,
+    WebhookUpdate,
+    WebhookView,
+)
 
 app = typer.Typer(no_args_is_help=True)
 webhook_app = typer.Typer(help="Teams webhooks (one per channel).", no_args_is_help=True)
@@ -69,6 +79,39 @@ def _emit(data: Any, as_json: bool, lines: Callable[[], list[str]]) -> None:
 # -- webhooks ----------------------------------------------------------------------------------
 
 
+def _storm_option(help_text: str) -> Any:
+    return typer.Option(
+        "--storm",
+        metavar="N|off",
+        help=f"{help_text} When more than N cards are waiting for the channel, combine them "
+        f"into summary cards ({STORM_MIN}–{STORM_MAX}; {STORM_SUGGESTED} is about ten seconds "
+        "of Teams' pace).",
+    )
+
+
+def _storm_threshold(value: str) -> int | None:
+    """`--storm`'s value: a number of waiting cards, or "off" (None)."""
+    text = value.strip().casefold()
+    if text == "off":
+        return None
+    try:
+        threshold = int(text)
+    except ValueError:
+        threshold = 0
+    if not STORM_MIN <= threshold <= STORM_MAX:
+        raise CommandError(
+            f"storm_threshold: use a number of waiting cards from {STORM_MIN} to {STORM_MAX}, "
+            f"or off, not {value.strip()[:20]!r}"
+        )
+    return threshold
+
+
+def _storm_text(view: WebhookView) -> str:
+    if view.storm_threshold is None:
+        return "storm control off"
+    return f"storm control above {view.storm_threshold} waiting cards"
+
+
 @webhook_app.command("add")
 def webhook_add(
     workspace: WorkspaceOpt,
@@ -84,12 +127,17 @@ def webhook_add(
         str | None, typer.Option("--url", help="The URL (visible to other local users).")
     ] = None,
     disabled: Annotated[bool, typer.Option("--disabled", help="Save it disabled.")] = False,
+    storm: Annotated[str | None, _storm_option("Storm control (off when absent).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate, encrypt and save a Teams webhook URL (Workflows, or a legacy connector)."""
     with command_errors():
+        threshold = None if storm is None else _storm_threshold(storm)
         data = WebhookCreate(
-            channel_name=channel_name, url=_read_url(url, url_stdin), enabled=not disabled
+            channel_name=channel_name,
+            url=_read_url(url, url_stdin),
+            enabled=not disabled,
+            storm_threshold=threshold,
         )
 
         def action(svc: Services) -> WebhookView:
@@ -111,9 +159,48 @@ def webhook_add(
         view.model_dump(),
         as_json,
         lambda: [
-            f"added webhook {view.id} {view.channel_name} ({view.url_kind}) {view.url_masked}",
+            f"added webhook {view.id} {view.channel_name} ({view.url_kind}) {view.url_masked}"
+            + (f", {_storm_text(view)}" if view.storm_threshold is not None else ""),
             *([f"warning: {view.url_warning}"] if view.url_warning else []),
         ],
+    )
+
+
+@webhook_app.command("update")
+def webhook_update(
+    webhook: Annotated[str, typer.Argument(help="The webhook's id or channel name.")],
+    workspace: WorkspaceOpt,
+    acting_as: AsOpt,
+    storm: Annotated[str | None, _storm_option("Storm control; `off` turns it off.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a webhook's storm control; what is not given is kept."""
+    with command_errors():
+        if storm is None:
+            raise CommandError("nothing to change: give --storm N or --storm off")
+        data = WebhookUpdate(storm_threshold=_storm_threshold(storm))
+
+        def action(svc: Services) -> WebhookView:
+            with svc.db.transaction() as session:
+                workspace_id, actor = acting_admin(session, workspace, acting_as)
+                found = webhooks.find_webhook(session, workspace_id, webhook)
+                updated = webhooks.update_webhook(
+                    session,
+                    svc.keyring,
+                    workspace_id,
+                    found.id,
+                    data,
+                    allow_loopback=svc.settings.allow_loopback_webhooks,
+                    actor=actor,
+                    request=CLI_REQUEST,
+                )
+                return WebhookView.of(updated)
+
+        view = _run(action)
+    _emit(
+        view.model_dump(),
+        as_json,
+        lambda: [f"updated webhook {view.id} {view.channel_name}: {_storm_text(view)}"],
     )
 
 
@@ -134,6 +221,7 @@ def webhook_list(workspace: WorkspaceOpt, acting_as: AsOpt, as_json: JsonOpt = F
         lambda: [
             f"{v.id}  {'enabled ' if v.enabled else 'disabled'}  {v.url_kind:<9}  "
             f"{v.channel_name}  {v.url_masked}"
+            + (f"  storm: {v.storm_threshold}" if v.storm_threshold is not None else "")
             + (f"\n    warning: {v.url_warning}" if v.url_warning else "")
             for v in views
         ],
@@ -209,6 +297,63 @@ def _security_levels(names: list[str] | None, any_level: bool) -> list[str] | Li
     return "any" if any_level else names
 
 
+CombineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--combine",
+        metavar="off|10s|30s|1m|5m",
+        help="Combine updates to the same issue within this window (from the first) into one "
+        "card, sent when the window closes.",
+    ),
+]
+DigestOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--digest",
+        metavar="off|hourly|daily@HH:MM/Area/City",
+        help="Send the events as one digest card on this schedule (e.g. "
+        "daily@09:00/Europe/Berlin), not one card each. Not together with --combine.",
+    ),
+]
+BOTH_GROUPINGS = "give --combine or --digest, not both: a digest already gathers every update"
+
+
+def _combine(value: str | None) -> str | None:
+    """`--combine`'s value as the API names it ("off", "30s", ...); None when not given."""
+    if value is None:
+        return None
+    try:
+        return combine_text(parse_combine(value))
+    except ScheduleError as problem:
+        raise CommandError(f"combine: {problem}") from None
+
+
+def _grouping(combine: str | None, digest: str | None) -> dict[str, Any]:
+    """The `combine` / `digest` fields to send: only those given."""
+    digest_on = digest is not None and digest.strip().casefold() != DIGEST_OFF
+    if combine not in (None, "off") and digest_on:
+        raise CommandError(BOTH_GROUPINGS)
+    given = {"combine": combine, "digest": digest}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _check_kept_grouping(current: SubscriptionView, data: SubscriptionUpdate) -> None:
+    """Refuse, naming the option that helps, a grouping that clashes with the saved one."""
+    combine = current.combine if data.combine is None else data.combine
+    digest = current.digest if data.digest is None else data.digest
+    if combine == "off" or digest == DIGEST_OFF:
+        return
+    if data.digest is not None:
+        raise CommandError(
+            f"digest: this subscription combines updates within {combine}, and a digest "
+            "already gathers every update; add --combine off to send it as a digest"
+        )
+    raise CommandError(
+        f"combine: this subscription is sent as a digest ({current.digest_label}), which "
+        "already gathers every update; add --digest off to combine its updates instead"
+    )
+
+
 def _security_warning(view: SubscriptionView) -> None:
     levels = view.filters.security_levels
     if levels:
@@ -234,10 +379,14 @@ def subscription_add(
     security_level: SecurityLevelOpt = None,
     any_security_level: AnySecurityLevelOpt = False,
     disabled: Annotated[bool, typer.Option("--disabled", help="Save it disabled.")] = False,
+    combine: CombineOpt = None,
+    digest: DigestOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Send one event type to a webhook, narrowed by filters."""
+    """Send one event type to a webhook, narrowed by filters; one card per event unless
+    --combine or --digest groups them."""
     with command_errors():
+        grouping = _grouping(_combine(combine), digest)
         filters = SubscriptionFilters(
             projects=projects,
             issue_types=issue_types,
@@ -252,11 +401,14 @@ def subscription_add(
             with svc.db.transaction() as session:
                 workspace_id, actor = acting_admin(session, workspace, acting_as)
                 target = webhooks.find_webhook(session, workspace_id, webhook)
-                data = SubscriptionCreate(
-                    event_type=event_type,
-                    webhook_id=target.id,
-                    enabled=not disabled,
-                    filters=filters,
+                data = SubscriptionCreate.model_validate(
+                    {
+                        "event_type": event_type,
+                        "webhook_id": target.id,
+                        "enabled": not disabled,
+                        "filters": filters,
+                        **grouping,
+                    }
                 )
                 subscription, channel_name = subscriptions.create_subscription(
                     session, workspace_id, data, actor=actor, request=CLI_REQUEST
@@ -267,7 +419,10 @@ def subscription_add(
     _emit(
         view.model_dump(),
         as_json,
-        lambda: [f"added subscription {view.id}: {view.event_type} → {view.channel_name}"],
+        lambda: [
+            f"added subscription {view.id}: {view.event_type} → {view.channel_name}"
+            + _grouping_text(view)
+        ],
     )
     _security_warning(view)
 
@@ -285,24 +440,41 @@ def subscription_update(
             "--no-security-level", help="Post no issue that has a security level (the default)."
         ),
     ] = False,
+    combine: CombineOpt = None,
+    digest: DigestOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Change the security levels a subscription may post; its other filters are kept."""
+    """Change the security levels a subscription may post, or how its updates are grouped
+    (--combine, --digest; `off` turns either off). What is not given is kept."""
     with command_errors():
-        if sum((bool(security_level), any_security_level, no_security_level)) != 1:
+        level_options = sum((bool(security_level), any_security_level, no_security_level))
+        if level_options > 1:
             raise CommandError(
                 "give one of --security-level (repeatable), --any-security-level or "
                 "--no-security-level"
             )
+        if level_options == 0 and combine is None and digest is None:
+            raise CommandError(
+                "give one of --security-level (repeatable), --any-security-level or "
+                "--no-security-level, or --combine or --digest"
+            )
         levels = [] if no_security_level else _security_levels(security_level, any_security_level)
+        grouping = _grouping(_combine(combine), digest)
+        # Checked before the database is opened, as the API checks a request body.
+        SubscriptionUpdate.model_validate(grouping)
 
         def action(svc: Services) -> SubscriptionView:
             with svc.db.transaction() as session:
                 workspace_id, actor = acting_admin(session, workspace, acting_as)
                 current = subscriptions.get_subscription(session, workspace_id, subscription_id)
-                kept = SubscriptionView.of(current, "").filters.model_dump()
-                kept["security_levels"] = levels
-                data = SubscriptionUpdate(filters=SubscriptionFilters(**kept))
+                shown = SubscriptionView.of(current, "")
+                changes = dict(grouping)
+                if level_options:
+                    kept = shown.filters.model_dump()
+                    kept["security_levels"] = levels
+                    changes["filters"] = SubscriptionFilters(**kept)
+                data = SubscriptionUpdate.model_validate(changes)
+                _check_kept_grouping(shown, data)
                 subscription, channel_name = subscriptions.update_subscription(
                     session, workspace_id, subscription_id, data, actor=actor, request=CLI_REQUEST
                 )
@@ -354,8 +526,18 @@ def _subscription_line(view: SubscriptionView) -> str:
     restricted = "any" if levels == "any" else ",".join(levels) or "none"
     return (
         f"{view.id}  {state}  {view.event_type:<16}  {view.channel_name}  filters: {narrowed}"
-        f"  security levels: {restricted}"
+        f"  security levels: {restricted}{_grouping_text(view)}"
     )
+
+
+def _grouping_text(view: SubscriptionView) -> str:
+    """How the subscription groups its updates, when it does: "  combine: 30s", or
+    "  digest: Daily at 09:00 (Europe/Berlin), next 2025-06-02T07:00:00Z"."""
+    if view.digest != DIGEST_OFF:
+        return f"  digest: {view.digest_label}, next {view.next_digest_at}"
+    if view.combine != "off":
+        return f"  combine: {view.combine}"
+    return ""
 
 
 @subscription_app.command("remove")

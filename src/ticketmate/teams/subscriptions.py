@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, StrictBool, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StrictBool, field_validator, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -27,8 +27,14 @@ from ticketmate.models import TeamsSubscription, TeamsWebhook
 from ticketmate.pagination import Page, fetch_page
 from ticketmate.routing.filters import ANY_LEVEL, SECURITY_FILTER
 from ticketmate.routing.preview import Preview, preview
+from ticketmate.teams.digest_schedule import (
+    COMBINE_WINDOWS,
+    ScheduleError,
+    combine_text,
+    parse_schedule,
+)
 from ticketmate.teams.webhooks import StrictInput, TeamsError, WebhookId, no_null
-from ticketmate.timeutil import rfc3339
+from ticketmate.timeutil import rfc3339, utcnow
 from ticketmate.workspaces.generation import bump_generation
 
 log = logging.getLogger(__name__)
@@ -144,11 +150,60 @@ class SubscriptionFilters(StrictInput):
         return stored
 
 
+def _digest(value: str) -> str:
+    if value.strip().casefold() == DIGEST_OFF:
+        return DIGEST_OFF
+    try:
+        return parse_schedule(value).text
+    except ScheduleError as problem:
+        raise ValueError(str(problem)) from None
+
+
+DIGEST_OFF = "off"
+CombineWindow = Annotated[
+    Literal["off", "10s", "30s", "1m", "5m"],
+    Field(
+        description=(
+            "Combine updates to the same issue that reach this channel within this window "
+            "(from the first) into one card, sent when the window closes."
+        )
+    ),
+]
+DigestText = Annotated[
+    str,
+    Field(max_length=80, description='"off", "hourly" or "daily@HH:MM/Area/City".'),
+    AfterValidator(_digest),
+]
+
+
+GROUPING_CONFLICT = "choose either combining or a digest: a digest already gathers every update"
+
+
+def _one_way_of_grouping(combine: str | None, digest: str | None) -> None:
+    if combine not in (None, "off") and digest not in (None, DIGEST_OFF):
+        raise ValueError(GROUPING_CONFLICT)
+
+
 class SubscriptionCreate(StrictInput):
     event_type: EventTypeName
     webhook_id: WebhookId
     enabled: StrictBool = True
     filters: SubscriptionFilters = Field(default_factory=SubscriptionFilters)
+    combine: CombineWindow = "off"
+    digest: DigestText = DIGEST_OFF
+
+    @model_validator(mode="after")
+    def _grouping(self) -> SubscriptionCreate:
+        _one_way_of_grouping(self.combine, self.digest)
+        return self
+
+    @property
+    def combine_seconds(self) -> int | None:
+        return COMBINE_WINDOWS.get(self.combine)
+
+    @property
+    def digest_schedule(self) -> str | None:
+        return None if self.digest == DIGEST_OFF else self.digest
 
 
 class SubscriptionUpdate(StrictInput):
@@ -158,10 +213,17 @@ class SubscriptionUpdate(StrictInput):
     webhook_id: WebhookId | None = None
     enabled: StrictBool | None = None
     filters: SubscriptionFilters | None = None
+    combine: CombineWindow | None = None
+    digest: DigestText | None = None
 
-    _not_null = field_validator("event_type", "webhook_id", "enabled", "filters", mode="before")(
-        no_null
-    )
+    _not_null = field_validator(
+        "event_type", "webhook_id", "enabled", "filters", "combine", "digest", mode="before"
+    )(no_null)
+
+    @model_validator(mode="after")
+    def _grouping(self) -> SubscriptionUpdate:
+        _one_way_of_grouping(self.combine, self.digest)
+        return self
 
 
 # -- read models (the API's answers; the UI shows the same) -----------------------------------
@@ -187,6 +249,10 @@ class SubscriptionView(BaseModel):
     channel_name: str
     enabled: bool
     filters: FiltersView
+    combine: str = Field(description='The combining window, or "off".')
+    digest: str = Field(description='"off", "hourly" or "daily@HH:MM/Area/City".')
+    digest_label: str | None = Field(description="The digest's schedule in the UI's words.")
+    next_digest_at: str | None = Field(description="When the next digest goes out (UTC).")
     created_at: str
     updated_at: str
     created_by: str | None
@@ -205,10 +271,23 @@ class SubscriptionView(BaseModel):
                 **{name: list(stored.get(name) or []) for name in FILTER_NAMES},
                 security_levels=stored_security_levels(stored),
             ),
+            combine=combine_text(subscription.combine_seconds),
+            digest=subscription.digest or DIGEST_OFF,
+            digest_label=parse_schedule(subscription.digest).label if subscription.digest else None,
+            next_digest_at=rfc3339(subscription.next_digest_at) if subscription.digest else None,
             created_at=rfc3339(subscription.created_at) or "",
             updated_at=rfc3339(subscription.updated_at) or "",
             created_by=subscription.created_by,
         )
+
+
+def set_digest(subscription: TeamsSubscription, digest: str | None, *, now: datetime) -> None:
+    """Send this subscription as a digest on `digest`'s schedule (None: one card per event);
+    the first one goes at the schedule's next time after `now`. Deliveries already held for an
+    earlier schedule wait for the new one; turned off, they go out as one digest at once
+    (delivery/digests.py)."""
+    subscription.digest = digest
+    subscription.next_digest_at = parse_schedule(digest).next_after(now) if digest else None
 
 
 def _event_label(event_type: str) -> str:
@@ -289,6 +368,8 @@ def _subscription_details(subscription: TeamsSubscription, channel_name: str) ->
         "enabled": subscription.enabled,
         "filters": subscription.filters,
         "security_levels": stored_security_levels(subscription.filters),
+        "combine": combine_text(subscription.combine_seconds),
+        "digest": subscription.digest or DIGEST_OFF,
     }
 
 
@@ -310,7 +391,9 @@ def create_subscription(
         enabled=data.enabled,
         filters=data.filters.as_stored(),
         created_by=actor.email,
+        combine_seconds=data.combine_seconds,
     )
+    set_digest(subscription, data.digest_schedule, now=utcnow())
     session.add(subscription)
     session.flush()
     bump_generation(session, workspace_id)
@@ -336,8 +419,9 @@ def preview_subscription(
     now: datetime,
     retention_days: int,
 ) -> Preview:
-    """What a subscription with these settings would have sent lately (routing/preview.py).
-    The webhook is checked as `create_subscription` checks it; nothing is saved or audited."""
+    """What a subscription with these settings would have sent lately (routing/preview.py),
+    cards counted after its combining or digest. The webhook is checked as
+    `create_subscription` checks it; nothing is saved or audited."""
     webhook = _subscription_webhook(session, workspace_id, data.webhook_id)
     return preview(
         session,
@@ -349,6 +433,8 @@ def preview_subscription(
         channel_name=webhook.channel_name,
         now=now,
         retention_days=retention_days,
+        combine_seconds=data.combine_seconds,
+        digest_schedule=data.digest_schedule,
     )
 
 
@@ -384,6 +470,23 @@ def update_subscription(
                 "to": stored_security_levels(after),
             }
         subscription.filters = after
+    if data.combine is not None and data.combine != combine_text(subscription.combine_seconds):
+        changes["combine"] = {
+            "from": combine_text(subscription.combine_seconds),
+            "to": data.combine,
+        }
+        subscription.combine_seconds = COMBINE_WINDOWS.get(data.combine)
+    if data.digest is not None and data.digest != (subscription.digest or DIGEST_OFF):
+        changes["digest"] = {"from": subscription.digest or DIGEST_OFF, "to": data.digest}
+        set_digest(subscription, None if data.digest == DIGEST_OFF else data.digest, now=utcnow())
+    if subscription.combine_seconds and subscription.digest:
+        # One of the two came in this request, the other was saved before.
+        raise TeamsError(
+            422,
+            "validation_error",
+            f"digest: {GROUPING_CONFLICT}.",
+            [{"field": "digest", "message": GROUPING_CONFLICT}],
+        )
     channel_name = channel_name_of(session, subscription)
     if not changes:
         return subscription, channel_name

@@ -5,16 +5,22 @@ that works out why each of the others did not, as the subscriptions are now).
 
 Reads go through delivery/service.py and the API's own row shapes (delivery/api.py); retries go
 through the API's handlers, which also wake the worker.
+
+Grouping: a delivery `folded` into another links to the card that carried it, named by that
+card's kind (a combined card, a digest, a storm summary); such a card says what it is and how
+many events it carries, and its page lists them; a combined card still waiting for more updates
+to its issue says until when; a `held` delivery waits for its subscription's next digest.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
+from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -25,11 +31,11 @@ from ticketmate.errors import ApiError
 from ticketmate.jira.events import EventType, JiraEvent
 from ticketmate.jira.service import delivery_ids as event_delivery_ids
 from ticketmate.jira.service import get_event
-from ticketmate.models import JiraEventRecord, Workspace
+from ticketmate.models import IntegrationDelivery, JiraEventRecord, TeamsSubscription, Workspace
 from ticketmate.models.delivery import DELIVERY_STATUSES
 from ticketmate.pagination import Page, decode_cursor
 from ticketmate.routing.explanation import explain
-from ticketmate.timeutil import utcnow
+from ticketmate.timeutil import rfc3339, utcnow
 from ticketmate.web.charts import build_chart, window_start
 from ticketmate.web.guard import AdminAction, AdminView, PageRoute, Svc
 from ticketmate.web.labels import DELIVERY_STATUS_LABELS, event_type_choices
@@ -63,6 +69,132 @@ def _page(cursor: str) -> Page:
     return Page(limit=PAGE_SIZE, after_id=decode_cursor(cursor) if cursor else None)
 
 
+# -- grouping: combined cards, digests, storm summaries -------------------------------------------
+
+D = IntegrationDelivery
+
+# The card that carried a folded delivery, by its `card_kind` ("into its combined card").
+# Storm summaries made before cards had a kind have none.
+CARRIER_WORDS = {"combined": "its combined card", "digest": "its digest", "storm": "its summary"}
+
+
+def carrier_words(kind: str | None) -> str:
+    return CARRIER_WORDS.get(kind or "storm", "its summary")
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def card_line(d: delivery_api.DeliveryOut) -> str | None:
+    """What a card that carries other deliveries is, with how many events it carries (its own
+    and those folded into it): "Combined card · 3 updates", "Digest · 12 updates", "Storm
+    summary of 20 events". None for a card of one event."""
+    carried = d.folded_count + 1
+    if d.card_kind == "combined":
+        return f"Combined card · {_count(carried, 'update')}"
+    if d.card_kind == "digest":
+        return f"Digest · {_count(carried, 'update')}"
+    if d.card_kind == "storm" or d.folded_count:
+        return f"Storm summary of {_count(carried, 'event')}"
+    return None
+
+
+def _moment(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """A delivery's part in a grouped card, as the Delivery Log shows it."""
+
+    carrier_kind: str | None = None  # folded: the carrying card's kind
+    carried_by: str | None = None  # folded: "its combined card", "its digest", "its summary"
+    card: str | None = None  # a card that carries others: card_line
+    waiting_until: datetime | None = None  # a combined card still waiting for more updates
+    next_digest_at: datetime | None = None  # held: when its subscription's next digest goes
+
+    def until_tag(self) -> Markup:
+        """ "HH:MM:SS UTC" in a <time> (app.js shows it in the browser's time zone)."""
+        return clock_tag(self.waiting_until)
+
+
+def clock_tag(moment: datetime | None) -> Markup:
+    """A time of day to the second, "14:03:27 UTC", in a <time> as the pages write times."""
+    if moment is None:
+        return Markup("")
+    moment = moment.astimezone(UTC)
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(
+        rfc3339(moment), f"{moment:%Y-%m-%d %H:%M:%S} UTC", f"{moment:%H:%M:%S} UTC"
+    )
+
+
+def groupings(
+    session: Session,
+    workspace_id: str,
+    rows: list[delivery_api.DeliveryOut],
+    now: datetime,
+) -> dict[str, Grouping]:
+    """Grouping of each delivery that has a part in one (only those)."""
+    carriers = {d.folded_into for d in rows if d.folded_into}
+    kinds: dict[str, str | None] = {}
+    if carriers:
+        kinds = dict(
+            session.execute(
+                select(D.id, D.card_kind).where(D.workspace_id == workspace_id, D.id.in_(carriers))
+            ).all()
+        )
+    digests = {d.digest_of for d in rows if d.status == "held" and d.digest_of}
+    next_at: dict[str, datetime | None] = {}
+    if digests:
+        next_at = dict(
+            session.execute(
+                select(TeamsSubscription.id, TeamsSubscription.next_digest_at).where(
+                    TeamsSubscription.workspace_id == workspace_id,
+                    TeamsSubscription.id.in_(digests),
+                    TeamsSubscription.digest.is_not(None),
+                )
+            ).all()
+        )
+    found: dict[str, Grouping] = {}
+    for d in rows:
+        until = _moment(d.combine_until)
+        waiting = d.status == "pending" and not d.attempt_count and until is not None
+        grouping = Grouping(
+            carrier_kind=kinds.get(d.folded_into) if d.folded_into else None,
+            carried_by=carrier_words(kinds.get(d.folded_into)) if d.folded_into else None,
+            card=card_line(d),
+            waiting_until=until if waiting and until is not None and until > now else None,
+            next_digest_at=next_at.get(d.digest_of) if d.status == "held" and d.digest_of else None,
+        )
+        if grouping != Grouping():
+            found[d.id] = grouping
+    return found
+
+
+@dataclass(frozen=True)
+class Carried:
+    """One delivery a card carries, for the card's page."""
+
+    id: str
+    issue_key: str | None
+    summary: str | None
+    event_type: str
+    created_at: datetime
+
+
+def carried_deliveries(session: Session, workspace_id: str, delivery_id: str) -> list[Carried]:
+    """The deliveries folded into this one's card, oldest first."""
+    return [
+        Carried(*row)
+        for row in session.execute(
+            select(D.id, D.issue_key, D.summary, D.event_type, D.created_at)
+            .where(D.workspace_id == workspace_id, D.folded_into == delivery_id)
+            .order_by(D.id)
+        ).all()
+    ]
+
+
 @router.get(LOG)
 def delivery_log(
     request: Request,
@@ -85,6 +217,7 @@ def delivery_log(
         rows, next_cursor = service.list_deliveries(session, p.workspace_id, f, _page(cursor))
         folded = service.folded_counts(session, [d.id for d in rows])
         deliveries = [delivery_api.delivery_out(d, folded.get(d.id, 0)) for d in rows]
+        grouped = groupings(session, p.workspace_id, deliveries, now)
         chart = build_chart(chart_rows(session, p.workspace_id, window_start(now)), now)
         depth = queue_depth(session, p.workspace_id)
         webhooks = webhook_choices(session, p.workspace_id)
@@ -96,6 +229,7 @@ def delivery_log(
         p,
         tab="deliveries",
         deliveries=deliveries,
+        grouped=grouped,
         chart=chart,
         depth=depth,
         webhooks=webhooks,
@@ -132,17 +266,19 @@ def delivery_detail(request: Request, p: AdminView, svc: Svc, delivery_id: str) 
             raise ApiError(
                 404, "delivery_not_found", "There is no such delivery in this workspace."
             ) from None
+        carried = carried_deliveries(session, p.workspace_id, delivery.id)
         detail = delivery_api.detail_out(
-            delivery,
-            service.attempts_of(session, delivery.id),
-            service.folded_into_this(session, delivery.id),
+            delivery, service.attempts_of(session, delivery.id), [c.id for c in carried]
         )
+        grouping = groupings(session, p.workspace_id, [detail], utcnow()).get(detail.id)
     return page(
         request,
         "teams/delivery_detail.html",
         p,
         tab="deliveries",
         d=detail,
+        grouping=grouping or Grouping(),
+        carried=carried,
         card=_card_of(detail.message),
         message_json=json.dumps(detail.message, indent=2, ensure_ascii=False),
         retryable=detail.status in service.RETRYABLE,

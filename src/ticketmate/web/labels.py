@@ -11,7 +11,8 @@ DELIVERY_STATUS_LABELS: dict[str, str] = {
     "delivered": "Delivered",
     "dead_letter": "Dead letter",
     "skipped": "Skipped",
-    "folded": "Folded into a summary",
+    "folded": "Folded into another card",
+    "held": "Held for the digest",
 }
 
 # Human label, then the stored action name beside it: "Webhook created · teams.webhook.created".

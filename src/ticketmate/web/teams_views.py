@@ -6,11 +6,14 @@ test the API runs — same card, same client, same audit entry. Every form posts
 (303) without JavaScript; HTMX swaps the Test Connection result and the Enabled switches in
 place. Preview on Add/Edit Subscription (the API's preview, routing/preview.py) saves nothing:
 it comes back as the form with what its settings would have sent below it, swapped in place by
-HTMX.
+HTMX. Grouping on that form (combining updates to an issue within a window, or a digest hourly
+or daily at a time in a time zone) is checked by the form first, so that a wrong time or zone
+is named by its own field, then by the service's models as the API checks it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -25,7 +28,14 @@ from ticketmate.routing.preview import preview_days
 from ticketmate.security.urls import URL_FAMILIES
 from ticketmate.teams import api as teams_api
 from ticketmate.teams import service
+from ticketmate.teams.digest_schedule import (
+    COMBINE_WINDOWS,
+    HOURLY,
+    ScheduleError,
+    parse_schedule,
+)
 from ticketmate.teams.subscriptions import (
+    DIGEST_OFF,
     FILTER_NAMES,
     SubscriptionCreate,
     SubscriptionFilters,
@@ -61,6 +71,88 @@ SUBSCRIPTION_FIELDS = {
     **{f"filters.{name}": name for name in FILTER_NAMES},
     "filters.security_levels": "security_levels",
 }
+
+
+def _window_label(seconds: int) -> str:
+    return f"{seconds} s" if seconds < 60 or seconds % 60 else f"{seconds // 60} min"
+
+
+# Grouping on Add/Edit Subscription: the combining windows in the form's words, in the order
+# the select offers them ("off" first: a card for each event).
+COMBINE_LABELS: dict[str, str] = {
+    "off": "Off",
+    **{name: _window_label(seconds) for name, seconds in COMBINE_WINDOWS.items()},
+}
+DIGEST_CHOICES = ("off", "hourly", "daily")
+DIGEST_FIELDS = frozenset({"digest", "digest_time", "digest_zone"})
+DEFAULT_DIGEST_TIME = "09:00"
+DEFAULT_DIGEST_ZONE = "UTC"
+# Suggested in the time zone field (a datalist); any IANA name the server knows is accepted.
+COMMON_TIME_ZONES = (
+    "UTC",
+    "Europe/London",
+    "Europe/Dublin",
+    "Europe/Lisbon",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Europe/Amsterdam",
+    "Europe/Brussels",
+    "Europe/Zurich",
+    "Europe/Vienna",
+    "Europe/Madrid",
+    "Europe/Rome",
+    "Europe/Stockholm",
+    "Europe/Oslo",
+    "Europe/Copenhagen",
+    "Europe/Warsaw",
+    "Europe/Prague",
+    "Europe/Helsinki",
+    "Europe/Athens",
+    "Europe/Bucharest",
+    "Europe/Kyiv",
+    "Europe/Istanbul",
+    "Europe/Moscow",
+    "Africa/Lagos",
+    "Africa/Cairo",
+    "Africa/Nairobi",
+    "Africa/Johannesburg",
+    "Asia/Dubai",
+    "Asia/Karachi",
+    "Asia/Kolkata",
+    "Asia/Dhaka",
+    "Asia/Bangkok",
+    "Asia/Jakarta",
+    "Asia/Singapore",
+    "Asia/Shanghai",
+    "Asia/Hong_Kong",
+    "Asia/Taipei",
+    "Asia/Manila",
+    "Asia/Seoul",
+    "Asia/Tokyo",
+    "Australia/Perth",
+    "Australia/Adelaide",
+    "Australia/Brisbane",
+    "Australia/Sydney",
+    "Australia/Melbourne",
+    "Pacific/Auckland",
+    "Pacific/Honolulu",
+    "America/Anchorage",
+    "America/Los_Angeles",
+    "America/Vancouver",
+    "America/Phoenix",
+    "America/Denver",
+    "America/Chicago",
+    "America/Mexico_City",
+    "America/New_York",
+    "America/Toronto",
+    "America/Halifax",
+    "America/Bogota",
+    "America/Lima",
+    "America/Santiago",
+    "America/Sao_Paulo",
+    "America/Argentina/Buenos_Aires",
+)
+_TIME_OF_DAY = re.compile(r"(\d{1,2}):(\d{2})(?::00)?")
 
 
 def _page_of(cursor: str | None) -> Page:
@@ -442,6 +534,26 @@ def filters_summary(view: SubscriptionView) -> list[tuple[str, str]]:
     return [(FILTER_LABELS[n], ", ".join(stored[n])) for n in FILTER_NAMES if stored[n]]
 
 
+def combine_summary(view: SubscriptionView) -> str | None:
+    """ "Combines updates within 30 s", None when the subscription does not combine."""
+    if view.combine == "off":
+        return None
+    return f"Combines updates within {COMBINE_LABELS.get(view.combine) or view.combine}"
+
+
+def digest_summary(view: SubscriptionView) -> str | None:
+    """ "Daily digest at 09:00 (Europe/Berlin)", "Hourly digest, on the hour"; None: no digest."""
+    if view.digest == DIGEST_OFF:
+        return None
+    try:
+        schedule = parse_schedule(view.digest)
+    except ScheduleError:
+        return f"Digest: {view.digest}"
+    if schedule.hourly or schedule.at is None:
+        return "Hourly digest, on the hour"
+    return f"Daily digest at {schedule.at:%H:%M} ({schedule.zone})"
+
+
 def security_summary(view: SubscriptionView) -> str | None:
     """The restricted issues a subscription may post ("Staff only, Developers" or "any level"),
     None when it posts none."""
@@ -465,6 +577,8 @@ def subscriptions_tab(request: Request, p: AdminView, svc: Svc, cursor: Cursor =
         subscriptions=subscriptions,
         summaries={s.id: filters_summary(s) for s in subscriptions},
         restricted={s.id: security_summary(s) for s in subscriptions},
+        combining={s.id: combine_summary(s) for s in subscriptions},
+        digests={s.id: digest_summary(s) for s in subscriptions},
         has_webhooks=has_webhooks,
         next_cursor=next_cursor,
         cursor=cursor,
@@ -484,9 +598,93 @@ class SubscriptionForm:
     security_levels: str = ""
     # Posted by the Preview button: show what these settings would send, save nothing.
     preview: bool = False
+    # Grouping: a combining window (COMBINE_LABELS), or a digest: off, hourly, or daily at a
+    # time of day (HH:MM) in a time zone, as typed.
+    combine: str = "off"
+    digest_choice: str = "off"
+    digest_time: str = DEFAULT_DIGEST_TIME
+    digest_zone: str = DEFAULT_DIGEST_ZONE
+
+    def digest(self) -> str:
+        """The digest as the service takes it: "off", "hourly" or "daily@HH:MM/Zone"."""
+        if self.digest_choice == "hourly":
+            return HOURLY
+        if self.digest_choice == "daily":
+            at = _time_of_day(self.digest_time) or self.digest_time.strip()
+            return f"daily@{at}/{self.digest_zone.strip()}"
+        return DIGEST_OFF
+
+    def with_grouping_of(self, view: SubscriptionView) -> SubscriptionForm:
+        """The form's grouping fields as the subscription has them saved."""
+        self.combine = view.combine
+        if view.digest != DIGEST_OFF:
+            schedule = parse_schedule(view.digest)
+            if schedule.hourly or schedule.at is None:
+                self.digest_choice = "hourly"
+            else:
+                self.digest_choice = "daily"
+                self.digest_time = f"{schedule.at:%H:%M}"
+                self.digest_zone = schedule.zone or DEFAULT_DIGEST_ZONE
+        return self
 
 
 SECURITY_CHOICES = ("none", "levels", "any")
+
+
+def _time_of_day(text: str) -> str | None:
+    """ "9:00", "09:00" or "09:00:00" → "09:00"; None when it is not a time of day."""
+    found = _TIME_OF_DAY.fullmatch(text.strip())
+    if found is None:
+        return None
+    hour, minute = int(found[1]), int(found[2])
+    if hour > 23 or minute > 59:
+        return None
+    return f"{hour:02d}:{minute:02d}"
+
+
+def _known_zone(zone: str) -> bool:
+    try:
+        parse_schedule(f"daily@00:00/{zone}")
+    except ScheduleError:
+        return False
+    return True
+
+
+GROUPING_BOTH = (
+    "Choose either combining or a digest, not both: a digest already gathers every update "
+    "into one card."
+)
+
+
+def _grouping_problems(form: SubscriptionForm) -> dict[str, str]:
+    """What is wrong with the combining window and the digest as posted, by form field."""
+    problems: dict[str, str] = {}
+    if form.combine not in COMBINE_LABELS:
+        problems["combine"] = f"Choose {', '.join(COMBINE_LABELS.values())}."
+    if form.digest_choice not in DIGEST_CHOICES:
+        problems["digest"] = "Choose Off, Hourly or Daily."
+        return problems
+    if form.digest_choice == "daily":
+        if _time_of_day(form.digest_time) is None:
+            problems["digest_time"] = "Enter the time of day as HH:MM (24-hour), e.g. 09:00."
+        zone = form.digest_zone.strip()
+        if not _known_zone(zone):
+            problems["digest_zone"] = (
+                f"“{zone[:60]}” is not a time zone this server knows: use an IANA name "
+                "such as Europe/Berlin or UTC."
+            )
+    if form.digest_choice != "off" and form.combine != "off" and "combine" not in problems:
+        problems["digest"] = GROUPING_BOTH
+    return problems
+
+
+def _form_problems(form: SubscriptionForm) -> dict[str, str]:
+    """The form's own checks (Security levels, grouping), by field; empty when it passes."""
+    problems = _grouping_problems(form)
+    security = _security_problem(form)
+    if security is not None:
+        problems["security_levels"] = security
+    return problems
 
 
 def _security_problem(form: SubscriptionForm) -> str | None:
@@ -527,6 +725,8 @@ def _subscription_form(
         event_types=event_type_choices(),
         suggestions=suggestions,
         filter_names=FILTER_NAMES,
+        combine_choices=COMBINE_LABELS,
+        time_zones=COMMON_TIME_ZONES,
         status_code=status_code,
     )
 
@@ -548,9 +748,16 @@ def _subscription_errors(exc: ValidationError | None, form: SubscriptionForm) ->
         errors.fields["event_type"] = "Select an event type."
     if not form.webhook_id:
         errors.fields["webhook_id"] = "Select a webhook."
-    problem = _security_problem(form)
-    if problem is not None:
-        errors.fields["security_levels"] = problem
+    # An error of the body as a whole (both ways of grouping at once) belongs to no field,
+    # and the model's word on the digest to all three of its fields: the form's own checks
+    # say them by the field they concern.
+    whole = errors.fields.pop("body", None)
+    problems = _form_problems(form)
+    if problems.keys() & DIGEST_FIELDS:
+        errors.fields.pop("digest", None)
+    errors.fields.update(problems)
+    if whole and not errors:
+        errors.general.append(whole)
     return errors
 
 
@@ -570,6 +777,10 @@ def posted_subscription(
     security_choice: Annotated[str, Form(max_length=16)] = "none",
     security_levels: FilterField = "",
     preview: Annotated[str, Form(max_length=8)] = "",
+    combine: Text = "off",
+    digest_choice: Text = "off",
+    digest_time: Text = "",
+    digest_zone: Text = "",
 ) -> SubscriptionForm:
     """The Add/Edit Subscription form as posted, the filter fields as typed."""
     typed = (projects, issue_types, statuses, priorities, labels, components)
@@ -582,6 +793,12 @@ def posted_subscription(
         security_choice=security_choice,
         security_levels=security_levels,
         preview=bool(preview),
+        combine=combine.strip() or "off",
+        digest_choice=digest_choice.strip() or "off",
+        digest_time=digest_time.strip(),
+        # An empty time zone is the default one, UTC (an empty field is not posted apart
+        # from a missing one).
+        digest_zone=digest_zone.strip() or DEFAULT_DIGEST_ZONE,
     )
 
 
@@ -601,7 +818,7 @@ def _filters_of(form: SubscriptionForm) -> SubscriptionFilters:
 
 
 class _Refused(Exception):
-    """The form's own check (the Security levels choice) failed; its errors say why."""
+    """The form's own checks (Security levels, grouping) failed; its errors say why."""
 
 
 @router.post(f"{TEAMS}/subscriptions")
@@ -616,8 +833,10 @@ def create_subscription(
             webhook_id=form.webhook_id,
             enabled=form.enabled,
             filters=_filters_of(form),
+            combine=form.combine,  # type: ignore[arg-type]  # validated by the model
+            digest=form.digest(),
         )
-        if _security_problem(form) is not None:
+        if _form_problems(form):
             raise _Refused
         with svc.db.transaction() as session:
             subscription, channel = service.create_subscription(
@@ -654,8 +873,10 @@ def _previewed(
             webhook_id=form.webhook_id,
             enabled=form.enabled,
             filters=_filters_of(form),
+            combine=form.combine,  # type: ignore[arg-type]  # validated by the model
+            digest=form.digest(),
         )
-        if _security_problem(form) is not None:
+        if _form_problems(form):
             raise _Refused
         result = teams_api.run_subscription_preview(data, p.ctx, svc)
     except (ValidationError, _Refused) as exc:
@@ -706,7 +927,7 @@ def edit_subscription(request: Request, p: AdminView, svc: Svc, subscription_id:
         {name: join_values(stored[name]) for name in FILTER_NAMES},
         security_choice="any" if levels == "any" else "levels" if levels else "none",
         security_levels="" if levels == "any" else join_values(levels),
-    )
+    ).with_grouping_of(view)
     return _subscription_form(request, p, svc, form, view)
 
 
@@ -723,8 +944,10 @@ def update_subscription(
             webhook_id=form.webhook_id,
             enabled=form.enabled,
             filters=_filters_of(form),
+            combine=form.combine,  # type: ignore[arg-type]  # validated by the model
+            digest=form.digest(),
         )
-        if _security_problem(form) is not None:
+        if _form_problems(form):
             raise _Refused
         with svc.db.transaction() as session:
             service.update_subscription(
