@@ -30,8 +30,10 @@ def stats(port: int, scheme: str = "http") -> dict[str, Any]:
         return found
 
 
-def reset(port: int) -> None:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/_reset", method="POST")
+def reset(port: int, delay_ms: int = 0) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/_reset?delay_ms={delay_ms}", method="POST"
+    )
     with urllib.request.urlopen(request, timeout=10):  # noqa: S310
         pass
 
@@ -135,7 +137,15 @@ def fill(database: str, channels: int, events: int, standin_port: int) -> list[s
 
 
 def drain(
-    database: str, expected: int, standin_port: int, workers: int, rate: int, profile: bool
+    database: str,
+    expected: int,
+    standin_port: int,
+    workers: int,
+    rate: int,
+    profile: bool,
+    *,
+    concurrency: int = 64,
+    delay_ms: int = 0,
 ) -> dict[str, Any]:
     """Start the worker process(es), wait until every delivery is delivered, read the log."""
     import sqlalchemy
@@ -143,8 +153,8 @@ def drain(
     from ticketmate.db import normalise_database_url
 
     env = common.service_env(database, TICKETMATE_CHANNEL_RATE_PER_SECOND=str(rate))
-    reset(standin_port)
-    processes = [common.worker(env, 64, f"worker{n}") for n in range(workers)]
+    reset(standin_port, delay_ms)
+    processes = [common.worker(env, concurrency, f"worker{n}") for n in range(workers)]
     engine = sqlalchemy.create_engine(normalise_database_url(database))
     result: dict[str, Any] = {}
     # Started once the first card is delivered, so that the profile shows the steady state,
@@ -313,17 +323,47 @@ def run(sizes: dict[str, Any], profile: bool) -> dict[str, Any]:
     return result
 
 
+# The client-limited scaling run: each worker has 8 requests in flight at most and Teams takes
+# 100 ms to answer, so one worker can send about 80 cards a second whatever the machine. A
+# second worker should then double it, if the lanes are shared out between them. 48 channels
+# of 20 cards: six rounds of eight lanes for one worker, three for two (no half-empty last
+# round to blur the ratio).
+CLIENT_LIMITED = {"concurrency": 8, "delay_ms": 100, "channels": 48, "events": 20}
+
+
 def two_workers(sizes: dict[str, Any]) -> dict[str, Any]:
-    """Scaling: the same drain with one and with two worker processes on PostgreSQL."""
+    """Scaling: the same drain with one and with two worker processes on PostgreSQL, once
+    with an instant stand-in (the machine is the limit: workers, PostgreSQL and the stand-in
+    share two cores) and once with a slow one (each worker's requests in flight are)."""
     channels, events = sizes["scaling_channels"], sizes["scaling_events"]
+    slow_channels = CLIENT_LIMITED["channels"]
+    slow_events = CLIENT_LIMITED["events"]
     standin, port = start_standin()
     found: dict[str, Any] = {}
+    slow: dict[str, Any] = {}
     try:
         for workers in (1, 2):
             with common.fresh_database("postgresql") as database:
                 fill(database, channels, events, port)
                 found[workers] = drain(database, channels * events, port, workers, 100000, False)
             say(f"{workers} worker(s): {found[workers]['per_s']:,.1f}/s, each card exactly once")
+        for workers in (1, 2):
+            with common.fresh_database("postgresql") as database:
+                fill(database, slow_channels, slow_events, port)
+                slow[workers] = drain(
+                    database,
+                    slow_channels * slow_events,
+                    port,
+                    workers,
+                    100000,
+                    False,
+                    concurrency=CLIENT_LIMITED["concurrency"],
+                    delay_ms=CLIENT_LIMITED["delay_ms"],
+                )
+            say(
+                f"{workers} worker(s), {CLIENT_LIMITED['concurrency']} in flight each, Teams "
+                f"answering in {CLIENT_LIMITED['delay_ms']} ms: {slow[workers]['per_s']:,.1f}/s"
+            )
     finally:
         standin.stop()
     return {
@@ -331,4 +371,10 @@ def two_workers(sizes: dict[str, Any]) -> dict[str, Any]:
         "one_worker_per_s": found[1]["per_s"],
         "two_workers_per_s": found[2]["per_s"],
         "two_workers_ratio": common.ratio(found[2]["per_s"], found[1]["per_s"]),
+        "client_limited_deliveries": slow_channels * slow_events,
+        "client_limited_concurrency": CLIENT_LIMITED["concurrency"],
+        "client_limited_delay_ms": CLIENT_LIMITED["delay_ms"],
+        "client_limited_one_worker_per_s": slow[1]["per_s"],
+        "client_limited_two_workers_per_s": slow[2]["per_s"],
+        "client_limited_two_workers_ratio": common.ratio(slow[2]["per_s"], slow[1]["per_s"]),
     }

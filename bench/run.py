@@ -218,6 +218,21 @@ def tables(r: dict[str, Any]) -> str:
                         f"{f(s['one_worker_per_s'], '/s')} (1 worker)",
                         f"{s['two_workers_ratio']:.2f}",
                     ),
+                    *(
+                        [
+                            (
+                                f"delivery, 2 workers, client-limited "
+                                f"({s['client_limited_deliveries']:,}; "
+                                f"{s['client_limited_concurrency']} in flight each, Teams "
+                                f"answering in {s['client_limited_delay_ms']} ms)",
+                                f(s["client_limited_two_workers_per_s"], "/s"),
+                                f"{f(s['client_limited_one_worker_per_s'], '/s')} (1 worker)",
+                                f"{s['client_limited_two_workers_ratio']:.2f}",
+                            )
+                        ]
+                        if "client_limited_two_workers_ratio" in s
+                        else []
+                    ),
                 ],
             )
         )

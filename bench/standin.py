@@ -4,7 +4,8 @@
 
 It keeps, per request, only (path, hash of the body): enough to tell whether every card
 arrived exactly once, cheap enough that the stand-in is never what limits a benchmark (the
-raw aiohttp baseline measures it). GET /_stats answers the counts; POST /_reset clears them.
+raw aiohttp baseline measures it). GET /_stats answers the counts; POST /_reset clears them
+(`?delay_ms=N` makes every answer after it wait N ms, as a slow Teams would).
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ from aiohttp import web
 
 def build() -> web.Application:
     seen: Counter[tuple[str, int]] = Counter()
-    state = {"received": 0, "first": 0.0, "last": 0.0}
+    state = {"received": 0, "first": 0.0, "last": 0.0, "delay": 0.0}
 
     async def receive(request: web.Request) -> web.Response:
         body = await request.read()
+        if state["delay"]:
+            # Teams takes its time to answer: with a delay, what a worker can send is bounded
+            # by its requests in flight (the client side), not by the machine's cores.
+            await asyncio.sleep(state["delay"])
         now = time.time()
         if not state["received"]:
             state["first"] = now
@@ -46,7 +51,8 @@ def build() -> web.Application:
 
     async def reset(request: web.Request) -> web.Response:
         seen.clear()
-        state.update(received=0, first=0.0, last=0.0)
+        delay = float(request.query.get("delay_ms", "0")) / 1000
+        state.update(received=0, first=0.0, last=0.0, delay=delay)
         return web.json_response({"ok": True})
 
     app = web.Application(client_max_size=4 * 1024 * 1024)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
+import time
 from datetime import timedelta
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, update
 
 from tests.delivery.refusal import refuse_delivered
 from tests.support.factories import MadeWorkspace
@@ -17,10 +21,15 @@ from tests.support.teams import (
     make_webhook,
     store_and_route,
 )
+from ticketmate.db import AsyncDatabase
+from ticketmate.delivery import queue
+from ticketmate.delivery.completions import CompletionWriter
+from ticketmate.delivery.retry import RetryPolicy
 from ticketmate.delivery.worker import TeamsDeliveryWorker
 from ticketmate.dev.teams_sink import Answer, TeamsSink
-from ticketmate.models import DeliveryAttempt, TeamsWebhook
+from ticketmate.models import DeliveryAttempt, IntegrationDelivery, TeamsWebhook
 from ticketmate.state import Services
+from ticketmate.teams.client import classify
 from ticketmate.timeutil import utcnow
 
 CONNECTOR_429 = (
@@ -126,3 +135,65 @@ def test_a_lane_handed_over_mid_burst_keeps_order_and_the_rate(
     spans = [later - earlier for earlier, later in zip(times, times[4:], strict=False)]
     assert min(spans) >= 1.0, spans  # never 5 in a rolling second, across the hand-over
     assert {d.status for d in deliveries(svc, workspace.id)} == {"delivered"}
+
+
+def test_a_batch_and_a_top_up_of_the_same_lane_wait_for_each_other_without_a_deadlock(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lane tops up (its webhook's row, then its deliveries in flight) while the writer
+    records an answer of the same lane. Both take the webhook first, so one waits for the
+    other; taken in opposite orders they deadlock and PostgreSQL aborts one a second later."""
+    if svc.db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: its transactions never interleave")
+    hook = channel(svc, workspace, sink, "/workflows/eng")
+    for n in range(2):
+        store_and_route(svc, workspace.id, event(["issue_created"], key=f"DEMO-{n}"))
+    lease = timedelta(minutes=5)
+    with svc.db.transaction() as session:
+        [(_lane, works)] = queue.claim_lanes_with_work(
+            session, worker_id="w", now=utcnow(), lease=lease, limit=1, take=10
+        )
+    answered = classify(202, b"", latency_ms=5)
+    recorded: list[object] = []
+
+    async def record() -> None:
+        adb = AsyncDatabase(svc.settings, pool_size=1)
+        writer = CompletionWriter(
+            adb,
+            worker_id="w",
+            policy=RetryPolicy((1.0,)),
+            auto_disable_after=3,
+            clock=utcnow,
+        )
+        writer.start()
+        try:
+            recorded.append(await (await writer.submit(works[0], answered, utcnow())))
+        finally:
+            await writer.close()
+            await adb.dispose()
+
+    caplog.set_level(logging.INFO, logger="ticketmate.delivery.completions")
+    with svc.db.engine.connect() as top_up:
+        with top_up.begin():
+            # The top-up's first statement: the lane's row, renewed and so locked.
+            top_up.execute(
+                update(TeamsWebhook)
+                .where(TeamsWebhook.id == hook)
+                .values(lane_locked_until=utcnow() + lease)
+            )
+            writing = threading.Thread(target=asyncio.run, args=(record(),))
+            writing.start()
+            time.sleep(0.5)  # the writer's batch is under way and waits for the lane's row
+            # Its second: the lane's deliveries in flight, the answered one among them.
+            top_up.execute(
+                update(IntegrationDelivery)
+                .where(
+                    IntegrationDelivery.webhook_id == hook,
+                    IntegrationDelivery.status == "in_flight",
+                )
+                .values(locked_until=utcnow() + lease)
+            )
+        writing.join(timeout=30)
+    assert [getattr(c, "status", None) for c in recorded] == ["delivered"]
+    assert [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()] == []
+    assert [d.status for d in deliveries(svc, workspace.id)] == ["delivered", "in_flight"]

@@ -7,7 +7,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from tests.support.factories import MadeWorkspace
 from tests.support.teams import (
@@ -213,6 +213,37 @@ def test_rate_limit_holds_across_lane_holders(
         webhook = session.get(TeamsWebhook, hook)
         assert webhook is not None
         assert len(webhook.recent_sends) == 4
+
+
+def test_a_holder_whose_lane_was_taken_over_stops_sending_to_the_channel(
+    svc: Services, workspace: MadeWorkspace, sink: TeamsSink
+) -> None:
+    """A worker starved past its lease finds, at its next renewal, that another worker holds
+    the lane: it sends nothing more (two holders would share one channel's rate) and hands back
+    what it had taken, for the new holder."""
+    svc.settings = svc.settings.model_copy(update={"delivery_lease_seconds": 1.5})
+    hook = channel(svc, workspace, sink, "/workflows/eng")
+    for n in range(20):
+        store_and_route(svc, workspace.id, event(["issue_created"], key=f"DEMO-{n}"))
+
+    def take_over(_record: object) -> None:
+        if len(sink.received("/workflows/eng")) == 3:
+            # What another worker's claim writes once the lease has run out.
+            with svc.db.transaction() as session:
+                session.execute(
+                    update(TeamsWebhook)
+                    .where(TeamsWebhook.id == hook)
+                    .values(lane_worker="other", lane_locked_until=utcnow() + timedelta(hours=1))
+                )
+
+    sink.on_receive = take_over
+    drain(svc, worker_id="starved")
+    sent = len(sink.received("/workflows/eng"))
+    # The next renewal comes a third of the lease (0.5 s) after the last, and at 4/s only a
+    # few requests fit in between; without the check all 20 would go.
+    assert 3 <= sent <= 8, sent
+    statuses = [d.status for d in deliveries(svc, workspace.id)]
+    assert statuses[sent:] == ["pending"] * (20 - sent)  # handed back, not left in flight
 
 
 def test_a_throttled_channel_pauses_alone(

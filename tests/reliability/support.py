@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from tests.support.processes import ServeProcess, WorkerProcess
 from ticketmate.dev.teams_sink import Received, TeamsSink
-from ticketmate.models import IntegrationDelivery, JiraEventRecord
+from ticketmate.models import DeliveryAttempt, IntegrationDelivery, JiraEventRecord
 from ticketmate.state import Services
 
 UNSETTLED = {"pending", "in_flight"}
@@ -115,3 +115,44 @@ def busiest_second(arrivals: list[float]) -> tuple[int, float]:
         if high - low + 1 > most:
             most, start = high - low + 1, times[low]
     return most, start
+
+
+def assert_within_the_limit(
+    svc: Services, sink: TeamsSink, path: str, channel: str, limit: int = 4
+) -> None:
+    """No rolling second with more than `limit` requests to `path` at the stand-in. When there
+    is one, the message lists that window's requests beside the attempts the workers recorded
+    (which worker, when it started, what it decided), so that the cause can be told."""
+    received = sink.received(path)
+    most, start = busiest_second([r.at for r in received])
+    if most <= limit:
+        return
+    shift = received[0].wall_time - received[0].at  # the stand-in's clock to the wall clock
+    lines = [f"{path}: {most} requests in the second from {start:.3f}"]
+    lines += [
+        f"  arrived {r.at:.3f} (wall {r.wall_time:.3f}) {card_key(r)} answered {r.answered}"
+        for r in received
+        if start - 1.5 <= r.at <= start + 2.0
+    ]
+    with svc.db.transaction() as session:
+        attempts = session.execute(
+            select(
+                DeliveryAttempt.started_at,
+                DeliveryAttempt.duration_ms,
+                DeliveryAttempt.worker_id,
+                DeliveryAttempt.outcome,
+                JiraEventRecord.issue_key,
+            )
+            .join(IntegrationDelivery, IntegrationDelivery.id == DeliveryAttempt.delivery_id)
+            .join(JiraEventRecord, JiraEventRecord.id == IntegrationDelivery.event_id)
+            .where(IntegrationDelivery.channel_name == channel)
+            .order_by(DeliveryAttempt.started_at)
+        ).all()
+    low, high = start + shift - 1.5, start + shift + 2.0
+    lines += [
+        f"  attempt {a.started_at.timestamp():.3f}+{a.duration_ms}ms {a.issue_key} "
+        f"{a.outcome} by {a.worker_id}"
+        for a in attempts
+        if low <= a.started_at.timestamp() <= high
+    ]
+    raise AssertionError("\n".join(lines))

@@ -21,6 +21,8 @@ Guarantees kept here:
 - A failed commit is tried again (with backoff), then outcome by outcome; what still fails is
   reported to its lane (CompletionFailed), which stops and leaves its lease to run out.
 - Backpressure: a lane handing in waits while `max_pending` outcomes are not yet written.
+- Locks in one order: the batch's webhooks (by id), then its deliveries, as a lane's top-up
+  does; so a batch and a top-up never deadlock.
 """
 
 from __future__ import annotations
@@ -159,6 +161,12 @@ class CompletionWriter:
                         type(exc).__name__,
                     )
                     break
+                log.info(
+                    "recording %d delivery outcomes failed (%s); trying again in %g s",
+                    len(batch),
+                    type(exc).__name__,
+                    delay,
+                )
                 await asyncio.sleep(delay)
         if len(batch) == 1:
             self._fail(batch)
@@ -201,6 +209,11 @@ class CompletionWriter:
 
     async def _record(self, conn: AsyncConnection, batch: list[Outcome]) -> list[Completion]:
         now = self.clock()
+        # The webhooks first, then their deliveries: the order a lane's top-up takes them in
+        # (queue.take_batch renews the lane, then its deliveries in flight). Taken the other
+        # way round, a batch and a top-up of the same lane could each wait for the other
+        # until PostgreSQL broke the deadlock a second later.
+        channels = await self._lock_channels(conn, batch)
         decisions = [queue.decide(o.work, o.answer, now=now, policy=self.policy) for o in batch]
         await insert_rows(
             conn,
@@ -229,23 +242,36 @@ class CompletionWriter:
                 )
                 .values(dict(values_key))
             )
-        health = await self._health(conn, batch, now)
+        health = await self._health(conn, channels, batch, now)
         return [
             Completion(d.status, d.next_attempt_at, *health[i]) for i, d in enumerate(decisions)
         ]
 
-    async def _health(
-        self, conn: AsyncConnection, batch: list[Outcome], now: datetime
-    ) -> list[tuple[datetime | None, bool]]:
-        """Each webhook's health moved on by its answers in order, written once per webhook."""
+    async def _lock_channels(
+        self, conn: AsyncConnection, batch: list[Outcome]
+    ) -> dict[str, ChannelHealth]:
+        """The batch's webhooks with their health, locked (PostgreSQL) in the order of their
+        ids, so that two writers never wait for each other."""
         ids = sorted({o.work.webhook_id for o in batch})
-        query = select(
-            W.c.id, W.c.workspace_id, W.c.channel_name, *(W.c[name] for name in HEALTH_COLUMNS)
-        ).where(W.c.id.in_(ids))
+        query = (
+            select(
+                W.c.id, W.c.workspace_id, W.c.channel_name, *(W.c[name] for name in HEALTH_COLUMNS)
+            )
+            .where(W.c.id.in_(ids))
+            .order_by(W.c.id)
+        )
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(of=W)  # a concurrent holder's batch waits its turn
-        rows = (await conn.execute(query)).all()
-        channels = {r.id: ChannelHealth(*r) for r in rows}
+        return {r.id: ChannelHealth(*r) for r in (await conn.execute(query)).all()}
+
+    async def _health(
+        self,
+        conn: AsyncConnection,
+        channels: dict[str, ChannelHealth],
+        batch: list[Outcome],
+        now: datetime,
+    ) -> list[tuple[datetime | None, bool]]:
+        """Each webhook's health moved on by its answers in order, written once per webhook."""
         disabled: list[tuple[ChannelHealth, int | None]] = []
         effects: list[tuple[datetime | None, bool]] = []
         for outcome in batch:

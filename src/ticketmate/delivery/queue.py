@@ -163,7 +163,24 @@ def take_batch(
     lease: timedelta,
     limit: int,
 ) -> list[Work]:
-    """The lane's next due deliveries, oldest first, marked in flight under this worker's lease.
+    """The lane's next due deliveries, oldest first, marked in flight under this worker's lease
+    (top_up, with a lost lane read as nothing to take)."""
+    taken = top_up(session, lane=lane, worker_id=worker_id, now=now, lease=lease, limit=limit)
+    return taken or []
+
+
+def top_up(
+    session: Session,
+    *,
+    lane: Lane,
+    worker_id: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+) -> list[Work] | None:
+    """The lane's next due deliveries, oldest first, marked in flight under this worker's lease;
+    None when the lane is no longer this worker's (taken over after its lease ran out, or the
+    webhook disabled), so that its holder stops sending to the channel at once.
 
     The lane's lease and the lease of the deliveries this worker already holds in flight on it
     (sent or about to be, their outcome not yet committed) are renewed in the same transaction:
@@ -177,7 +194,7 @@ def take_batch(
         .execution_options(synchronize_session=False)
     )
     if held.rowcount == 0:
-        return []  # the lane was taken over or the webhook disabled meanwhile
+        return None  # the lane was taken over or the webhook disabled meanwhile
     _core(session).execute(
         update(D)
         .where(
@@ -189,6 +206,8 @@ def take_batch(
         .values(locked_until=now + lease)
         .execution_options(synchronize_session=False)
     )
+    if limit <= 0:
+        return []  # a renewal only: the lane holds all it may take
     return _take(session, [lane], worker_id=worker_id, now=now, lease=lease, limit=limit)[
         lane.webhook_id
     ]

@@ -100,19 +100,30 @@ class ChannelRate:
     k-limit arrived before its answer came back. Sending request k no earlier than one second
     after the answer to request k-limit therefore keeps any one-second window at the receiver
     to `limit` requests, whatever the network does in between.
+
+    Times are kept on the monotonic clock, so that a step of the wall clock (NTP) while the
+    lane is held cannot shorten a wait; they cross to the next holder, which may be another
+    process or host, as wall-clock times (`answered_at`, `wall_times`).
     """
 
     def __init__(self, limit: int, answered_at: list[float]) -> None:
         self.limit = limit
-        self.answered: deque[float] = deque(answered_at[-limit:], maxlen=limit)
+        shift = time.monotonic() - time.time()
+        self.answered: deque[float] = deque((t + shift for t in answered_at[-limit:]), maxlen=limit)
 
     def wait_seconds(self, now: float) -> float:
+        """How long to wait before the next request; `now` from time.monotonic()."""
         if len(self.answered) < self.limit:
             return 0.0
         return max(0.0, self.answered[0] + WINDOW_SECONDS - now)
 
     def record(self, answered_at: float) -> None:
+        """An answer (or the end of a request that got none) at time.monotonic()."""
         self.answered.append(answered_at)
+
+    def wall_times(self) -> list[float]:
+        shift = time.time() - time.monotonic()
+        return [t + shift for t in self.answered]
 
 
 def _in_session(connection: Connection, work: Callable[[Session], T]) -> T:
@@ -386,7 +397,7 @@ class TeamsDeliveryWorker:
     async def _release_lane(self, run: _LaneRun) -> None:
         """Hand back what was taken and not sent, and the lane with its last answers' times."""
         ids = [w.delivery_id for w in run.taken]
-        recent = list(run.rate.answered)
+        recent = run.rate.wall_times()
         run.taken.clear()
 
         def release(session: Session) -> None:
@@ -400,14 +411,15 @@ class TeamsDeliveryWorker:
 
         await self._session(release)
 
-    async def _top_up(self, run: _LaneRun) -> bool:
-        """Take more of the lane's due deliveries, renewing the leases; False if the lane was
-        lost (taken over after a lease ran out, or the webhook disabled)."""
+    async def _top_up(self, run: _LaneRun) -> bool | None:
+        """Take more of the lane's due deliveries, renewing the leases: True if more were
+        taken, False if none is due, None if the lane was lost (taken over after its lease ran
+        out, or the webhook disabled)."""
         now = self.clock()
         want = max(0, TAKE - len(run.taken))
 
-        def take(session: Session) -> list[Work]:
-            return queue.take_batch(
+        def take(session: Session) -> list[Work] | None:
+            return queue.top_up(
                 session,
                 lane=run.lane,
                 worker_id=self.worker_id,
@@ -417,7 +429,9 @@ class TeamsDeliveryWorker:
             )
 
         run.renewed = time.monotonic()
-        more = await self._session(take) if want else []
+        more = await self._session(take)
+        if more is None:
+            return None
         run.taken.extend(more)
         return bool(more)
 
@@ -435,8 +449,10 @@ class TeamsDeliveryWorker:
                     return False
                 if not await self._top_up(run):
                     return True
-            elif time.monotonic() - run.renewed > renew_after:
-                await self._top_up(run)
+            elif time.monotonic() - run.renewed > renew_after and await self._top_up(run) is None:
+                # Another holder has the channel now: not one more request from here, or the
+                # two of us would share its rate. What is left is handed back.
+                return True
             if url is None:
                 url = await self._decrypt(run)
                 if url is None:
@@ -478,7 +494,7 @@ class TeamsDeliveryWorker:
 
     async def _send(self, work: Work, url: str, run: _LaneRun) -> tuple[bool, bool] | None:
         """One request; its outcome goes to the writer. (throttled, removed) from the answer."""
-        wait = run.rate.wait_seconds(time.time())
+        wait = run.rate.wait_seconds(time.monotonic())
         if wait > 0:
             self._resting += 1
             try:
@@ -487,7 +503,7 @@ class TeamsDeliveryWorker:
                 # at the receiver: sleep again until the clock says the second is over.
                 while wait > 0:
                     await asyncio.sleep(wait)
-                    wait = run.rate.wait_seconds(time.time())
+                    wait = run.rate.wait_seconds(time.monotonic())
             finally:
                 self._resting -= 1
         started = self.clock()
@@ -495,13 +511,17 @@ class TeamsDeliveryWorker:
         assert self._writer is not None
         assert self._requests is not None
         async with self._requests:
-            answer = await post_message(
-                self._http,
-                url,
-                work.message,
-                timeout_seconds=self.settings.delivery_timeout_seconds,
-            )
-        run.rate.record(time.time())
+            try:
+                answer = await post_message(
+                    self._http,
+                    url,
+                    work.message,
+                    timeout_seconds=self.settings.delivery_timeout_seconds,
+                )
+            finally:
+                # Counted however the request ended: one that failed in a way post_message
+                # does not expect may still have reached Teams.
+                run.rate.record(time.monotonic())
         TEAMS_LATENCY.observe(answer.latency_ms / 1000)
         # A retired URL's refusal names the retirement (in last_error and the webhook's health).
         answer = with_url_family(answer, run.lane.url_family)
