@@ -177,6 +177,7 @@ def top_up(
     now: datetime,
     lease: timedelta,
     limit: int,
+    in_flight: bool = True,
 ) -> list[Work] | None:
     """The lane's next due deliveries, oldest first, marked in flight under this worker's lease;
     None when the lane is no longer this worker's (taken over after its lease ran out, or the
@@ -195,22 +196,53 @@ def top_up(
     )
     if held.rowcount == 0:
         return None  # the lane was taken over or the webhook disabled meanwhile
-    _core(session).execute(
-        update(D)
-        .where(
-            D.webhook_id == lane.webhook_id,
-            status_in(DUE_STATUSES),
-            D.status == "in_flight",
-            D.worker_id == worker_id,
+    if in_flight:  # False: the caller knows it holds nothing in flight on the lane
+        _core(session).execute(
+            update(D)
+            .where(
+                D.webhook_id == lane.webhook_id,
+                status_in(DUE_STATUSES),
+                D.status == "in_flight",
+                D.worker_id == worker_id,
+            )
+            .values(locked_until=now + lease)
+            .execution_options(synchronize_session=False)
         )
-        .values(locked_until=now + lease)
-        .execution_options(synchronize_session=False)
-    )
     if limit <= 0:
         return []  # a renewal only: the lane holds all it may take
     return _take(session, [lane], worker_id=worker_id, now=now, lease=lease, limit=limit)[
         lane.webhook_id
     ]
+
+
+def take_or_release(
+    session: Session,
+    *,
+    lane: Lane,
+    worker_id: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    recent_sends: list[float],
+) -> list[Work] | None:
+    """For a holder with nothing in flight on the lane (all it sent is written): the lane's next
+    due deliveries, or, when none is due, the lane released with its last answers' times in the
+    same transaction ([]); None when the lane is no longer this worker's. One transaction where
+    a top-up and a release would take two: most lanes end this way, once per burst."""
+    taken = top_up(
+        session,
+        lane=lane,
+        worker_id=worker_id,
+        now=now,
+        lease=lease,
+        limit=limit,
+        in_flight=False,
+    )
+    if taken == []:
+        release_lane(
+            session, webhook_id=lane.webhook_id, worker_id=worker_id, recent_sends=recent_sends
+        )
+    return taken
 
 
 def claim_lanes_with_work(

@@ -144,6 +144,7 @@ class _LaneRun:
         self.rate = rate
         self.taken: deque[Work] = deque(first)
         self.unwritten: list[asyncio.Future[Completion]] = []
+        self.released = False  # the last take found nothing due and released the lane with it
         self.renewed = time.monotonic()
 
     async def settle(self) -> bool:
@@ -387,7 +388,7 @@ class TeamsDeliveryWorker:
         finally:
             try:
                 written = await run.settle()
-                if release and written:
+                if release and written and not run.released:
                     await self._release_lane(run)
             except Exception:
                 log.exception("releasing lane %s failed; its lease will expire", lane.webhook_id)
@@ -435,6 +436,32 @@ class TeamsDeliveryWorker:
         run.taken.extend(more)
         return bool(more)
 
+    async def _take_or_release(self, run: _LaneRun) -> bool:
+        """With everything sent written: take the lane's next due deliveries, or release the
+        lane in the same transaction when none is due. True if more were taken."""
+        now = self.clock()
+        recent = run.rate.wall_times()
+
+        def take(session: Session) -> list[Work] | None:
+            return queue.take_or_release(
+                session,
+                lane=run.lane,
+                worker_id=self.worker_id,
+                now=now,
+                lease=self.lease,
+                limit=TAKE,
+                recent_sends=recent,
+            )
+
+        run.renewed = time.monotonic()
+        more = await self._session(take)
+        if not more:
+            # [] released the lane; None (lost) leaves nothing of ours to release.
+            run.released = True
+            return False
+        run.taken.extend(more)
+        return True
+
     async def _drain_lane(self, run: _LaneRun) -> bool:
         """Send the lane's deliveries; True when the lane is to be released."""
         url: str | None = None
@@ -447,7 +474,7 @@ class TeamsDeliveryWorker:
                 # one take's outcomes unwritten, and a failed write stops it here.
                 if not await run.settle():
                     return False
-                if not await self._top_up(run):
+                if not await self._take_or_release(run):
                     return True
             elif time.monotonic() - run.renewed > renew_after and await self._top_up(run) is None:
                 # Another holder has the channel now: not one more request from here, or the
