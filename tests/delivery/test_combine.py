@@ -20,6 +20,7 @@ from tests.support.teams import (
 from ticketmate.delivery import queue
 from ticketmate.dev.teams_sink import Answer, TeamsSink
 from ticketmate.jira.events import EventType, JiraEvent
+from ticketmate.metrics import REGISTRY
 from ticketmate.models import IntegrationDelivery
 from ticketmate.state import Services
 from ticketmate.teams.cards import render_message
@@ -48,17 +49,24 @@ def card_text(body: bytes) -> str:
     return json.dumps(json.loads(body))
 
 
+def folded_so_far() -> float:
+    found = REGISTRY.get_sample_value("ticketmate_deliveries_finished_total", {"outcome": "folded"})
+    return found or 0.0
+
+
 def test_updates_within_the_window_become_one_card_listing_each_change(
     svc: Services, workspace: MadeWorkspace, sink: TeamsSink
 ) -> None:
     channel(svc, workspace, sink, "30s")
     t0 = utcnow()
+    before = folded_so_far()
     ids = [
         store_and_route(
             svc, workspace.id, update_of("DEMO-1", n), now=t0 + timedelta(seconds=5 * n)
         )[0]
         for n in range(3)
     ]
+    assert folded_so_far() == before + 2  # final once folded, and counted as such
     drain(svc, clock=lambda: t0 + timedelta(seconds=20))
     assert sink.received(PATH) == []  # the window is still open: nothing goes yet
     drain(svc, clock=lambda: t0 + timedelta(seconds=31))

@@ -4,6 +4,7 @@ deliveries folded into it, in one batch or across batches."""
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 from fastapi.testclient import TestClient
@@ -14,6 +15,12 @@ from tests.support.teams import deliveries, make_subscription, make_webhook
 from ticketmate.state import Services
 
 UPDATE = "mattermost_mattermost-plugin-jira__issue-updated-assigned.json"
+FOLDED = re.compile(r'^ticketmate_deliveries_finished_total\{outcome="folded"\} (\S+)$', re.M)
+
+
+def folded_count(client: TestClient) -> float:
+    found = FOLDED.search(client.get("/metrics").text)
+    return float(found.group(1)) if found else 0.0
 
 
 def test_signed_updates_of_one_issue_are_folded_into_one_waiting_card(
@@ -23,6 +30,7 @@ def test_signed_updates_of_one_issue_are_folded_into_one_waiting_card(
     make_subscription(svc, workspace.id, hook, "issue_updated", combine="5m")
     body = payload(UPDATE)
     key = body["issue"]["key"]
+    before = folded_count(client)
     # Some one after another (a batch each), some at once (sharing a batch).
     for _ in range(2):
         assert post_signed(client, workspace, body).status_code == 202
@@ -38,3 +46,5 @@ def test_signed_updates_of_one_issue_are_folded_into_one_waiting_card(
     assert head.next_attempt_at == head.combine_until
     assert head.id == min(d.id for d in rows)  # the first update's delivery heads the card
     assert all(d.status == "folded" and d.folded_into == head.id for d in rows if d is not head)
+    # Folded at intake is final at once, and counted among the finished deliveries.
+    assert folded_count(client) == before + 7

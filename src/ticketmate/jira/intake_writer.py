@@ -59,6 +59,7 @@ from ticketmate.jira.security import Sighted, resolve_levels
 from ticketmate.jira.signature import burn_comparison
 from ticketmate.jira.transform import Outcome, Transformed, link_site, pin_link
 from ticketmate.metrics import (
+    DELIVERIES_FINISHED,
     DELIVERIES_QUEUED,
     INTAKE_BATCH_EVENTS,
     INTAKE_COMMIT_SECONDS,
@@ -257,8 +258,9 @@ class IntakeWriter:
             await self._route(conn, stored, workspaces, now)
             await _insert(conn, stored, now)
             deliveries = [row for event in stored for row in event.deliveries]
+            joined = 0
             if deliveries:
-                await join_open_cards(conn, deliveries, now)
+                joined = await join_open_cards(conn, deliveries, now)
                 await insert_rows(conn, DELIVERIES_TABLE, deliveries)
                 if conn.dialect.name == "postgresql":
                     # Heard by the workers when this transaction commits, not before.
@@ -270,6 +272,8 @@ class IntakeWriter:
             self.commits += 1
         if deliveries:
             DELIVERIES_QUEUED.inc(len(deliveries))
+        if joined:  # folded into a card that waits for more updates: final from the start
+            DELIVERIES_FINISHED.labels("folded").inc(joined)
         statuses: list[str | None] = [None] * len(batch)
         for event in stored:
             statuses[event.position] = event.outcome.status

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from ticketmate.ids import new_id
 from ticketmate.jira.events import EventType, JiraEvent
-from ticketmate.metrics import DELIVERIES_QUEUED
+from ticketmate.metrics import DELIVERIES_FINISHED, DELIVERIES_QUEUED
 from ticketmate.models import IntegrationDelivery, JiraEventRecord
 from ticketmate.routing.combine import grouping, join_open_cards_sync
 from ticketmate.routing.index import Match, SubscriptionIndex, load_index
@@ -125,9 +125,11 @@ class EventRouter:
         matches = index.match(event)
         rows = plan_deliveries(record.workspace_id, record.id, event, matches, self.now)
         if rows:
-            join_open_cards_sync(self.session.connection(), rows, self.now)
+            joined = join_open_cards_sync(self.session.connection(), rows, self.now)
             self.session.execute(insert(IntegrationDelivery), rows)
             DELIVERIES_QUEUED.inc(len(rows))
+            if joined:  # folded into a card that waits for more updates: final from the start
+                DELIVERIES_FINISHED.labels("folded").inc(joined)
         record_outcome(record, matches, index)
         if rows and self.session.get_bind().dialect.name == "postgresql":
             # Delivered to listening workers when this transaction commits, not before.
